@@ -1,0 +1,186 @@
+/* config.c — the one table of settings: defaults, file, environment, command line,
+ * --help and --check-config all come from it. */
+#include "core.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum setting_type { S_STR, S_INT };
+
+struct setting {
+    const char *name;
+    enum setting_type type;
+    size_t offset;
+    size_t size; /* for strings: the field's capacity */
+    const char *def;
+    int64_t min, max;
+    int secret;
+    const char *doc;
+};
+
+#define STR(f, def, doc)                                                                           \
+    { #f, S_STR, offsetof(struct am_config, f), sizeof(((struct am_config *)0)->f), def, 0, 0, 0, doc }
+#define INT(f, def, lo, hi, doc)                                                                   \
+    { #f, S_INT, offsetof(struct am_config, f), sizeof(int64_t), def, lo, hi, 0, doc }
+
+static const struct setting settings[] = {
+    STR(data_dir, "./data", "directory holding the database, blobs and nothing else"),
+    STR(listen, "127.0.0.1:8686", "HOST:PORT the HTTP/WebSocket server listens on"),
+    STR(log_level, "info", "debug, info, warn or error"),
+    STR(config_file, "", "optional file of 'name = value' lines"),
+    STR(store, "sqlite", "storage backend: sqlite"),
+    STR(bus, "inproc", "notice bus backend: inproc"),
+    INT(http_threads, "32", 2, 1024, "HTTP worker threads (each open WebSocket holds one)"),
+    INT(max_body_bytes, "16777216", 1024, 1LL << 34, "largest events request body"),
+    INT(max_batch_events, "10000", 1, 1000000, "most events in one request"),
+    INT(max_json_depth, "32", 2, 1000, "deepest JSON nesting accepted"),
+    INT(max_payload_bytes, "262144", 64, 1LL << 30, "largest payload of one event"),
+    INT(max_blob_bytes, "1073741824", 1, 1LL << 40, "largest blob upload"),
+    INT(rate_limit_per_s, "1000", 0, 1000000000, "requests per second per token (0: no limit)"),
+    INT(rate_limit_burst, "2000", 1, 1000000000, "requests a token may make in a burst"),
+    INT(ws_max_frame_bytes, "4194304", 1024, 1LL << 30, "largest WebSocket message"),
+    INT(group_commit_max_events, "20000", 1, 10000000, "most events in one transaction"),
+};
+#define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+static const struct setting *find(const char *name) {
+    char norm[64];
+    size_t i;
+    for (i = 0; name[i] && i < sizeof norm - 1; i++)
+        norm[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
+    norm[i] = '\0';
+    for (size_t k = 0; k < N_SETTINGS; k++)
+        if (strcmp(settings[k].name, norm) == 0)
+            return &settings[k];
+    return NULL;
+}
+
+static am_rc apply(struct am_config *c, const struct setting *s, const char *value, char *err,
+                   size_t err_len) {
+    char *field = (char *)c + s->offset;
+    if (s->type == S_STR) {
+        size_t n = strlen(value);
+        if (n >= s->size) {
+            snprintf(err, err_len, "%s: value longer than %zu bytes", s->name, s->size - 1);
+            return AM_EINVAL;
+        }
+        memcpy(field, value, n + 1);
+        return AM_OK;
+    }
+    errno = 0;
+    char *end;
+    long long v = strtoll(value, &end, 10);
+    if (errno || end == value || *end || v < s->min || v > s->max) {
+        snprintf(err, err_len, "%s: '%s' is not an integer in %lld..%lld", s->name, value,
+                 (long long)s->min, (long long)s->max);
+        return AM_EINVAL;
+    }
+    memcpy(field, &(int64_t){v}, sizeof(int64_t));
+    return AM_OK;
+}
+
+void am_config_defaults(struct am_config *c) {
+    char err[128];
+    memset(c, 0, sizeof *c);
+    for (size_t k = 0; k < N_SETTINGS; k++)
+        apply(c, &settings[k], settings[k].def, err, sizeof err);
+}
+
+am_rc am_config_set(struct am_config *c, const char *name, const char *value, char *err,
+                    size_t err_len) {
+    const struct setting *s = find(name);
+    if (!s) {
+        snprintf(err, err_len, "unknown setting '%s'", name);
+        return AM_EINVAL;
+    }
+    return apply(c, s, value, err, err_len);
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+am_rc am_config_load_file(struct am_config *c, const char *path, char *err, size_t err_len) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        return AM_EIO;
+    }
+    char line[1024];
+    int lineno = 0;
+    am_rc rc = AM_OK;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *l = trim(line);
+        if (*l == '\0' || *l == '#')
+            continue;
+        char *eq = strchr(l, '=');
+        if (!eq) {
+            snprintf(err, err_len, "%s:%d: expected 'name = value'", path, lineno);
+            rc = AM_EINVAL;
+            break;
+        }
+        *eq = '\0';
+        char sub[256];
+        rc = am_config_set(c, trim(l), trim(eq + 1), sub, sizeof sub);
+        if (rc) {
+            snprintf(err, err_len, "%s:%d: %s", path, lineno, sub);
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+am_rc am_config_load_env(struct am_config *c, char *err, size_t err_len) {
+    for (size_t k = 0; k < N_SETTINGS; k++) {
+        char env[80] = "AM_";
+        size_t i;
+        for (i = 0; settings[k].name[i] && i + 4 < sizeof env; i++)
+            env[3 + i] = (char)toupper((unsigned char)settings[k].name[i]);
+        env[3 + i] = '\0';
+        const char *v = getenv(env);
+        if (v && apply(c, &settings[k], v, err, err_len) != AM_OK)
+            return AM_EINVAL;
+    }
+    return AM_OK;
+}
+
+void am_config_print_help(const struct am_config *defaults, void *file) {
+    (void)defaults;
+    FILE *f = file;
+    fprintf(f, "Settings (command line --name VALUE, environment AM_NAME, or 'name = value' in "
+               "--config-file):\n");
+    for (size_t k = 0; k < N_SETTINGS; k++) {
+        char opt[64];
+        snprintf(opt, sizeof opt, "--%s", settings[k].name);
+        for (char *p = opt + 2; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        fprintf(f, "  %-28s %s (default: %s)\n", opt, settings[k].doc, settings[k].def);
+    }
+}
+
+void am_config_print(const struct am_config *c, void *file) {
+    FILE *f = file;
+    for (size_t k = 0; k < N_SETTINGS; k++) {
+        const char *field = (const char *)c + settings[k].offset;
+        if (settings[k].secret)
+            fprintf(f, "%s = ****\n", settings[k].name);
+        else if (settings[k].type == S_STR)
+            fprintf(f, "%s = %s\n", settings[k].name, field);
+        else {
+            int64_t v;
+            memcpy(&v, field, sizeof v);
+            fprintf(f, "%s = %lld\n", settings[k].name, (long long)v);
+        }
+    }
+}
