@@ -1,0 +1,497 @@
+/* am.c — the command line. User and token commands open the data directory's store
+ * directly (they work while amd runs); the rest talk to amd's HTTP API. */
+#include "ingest/ingest.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct opts {
+    const char *data_dir;
+    const char *url;
+    const char *token;
+    int json;
+    const char *user, *scope, *label;
+    const char *stream, *source, *from, *to, *limit, *order;
+    int all;
+    const char *args[4];
+    int n_args;
+};
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: am [--data-dir DIR] [--url URL] [--token TOKEN] [--json] COMMAND\n"
+            "  user add NAME\n"
+            "  token create --user NAME --scope ingest,read[,admin] [--label TEXT]\n"
+            "  ingest FILE|-            (JSON array, one object, or NDJSON)\n"
+            "  events [--stream S] [--source S] [--from T] [--to T] [--limit N] [--order asc|desc] "
+            "[--all]\n"
+            "  timeline [--from T] [--to T] [--limit N] [--all]\n"
+            "  streams\n"
+            "The URL comes from --url, AM_URL or DIR/amd.url; the token from --token or AM_TOKEN.\n");
+}
+
+static int open_store(const struct opts *o, struct am_store *s) {
+    if (!o->data_dir) {
+        fprintf(stderr, "am: --data-dir is required for this command\n");
+        return 0;
+    }
+    struct am_store_config sc = {.data_dir = o->data_dir, .group_commit_max_events = 1000,
+                                 .read_connections = 1};
+    am_rc rc = am_store_open(s, "sqlite", &sc);
+    if (rc) {
+        fprintf(stderr, "am: cannot open the store in %s: %s\n", o->data_dir, am_strerror(rc));
+        return 0;
+    }
+    return 1;
+}
+
+static int cmd_user_add(const struct opts *o) {
+    struct am_store s;
+    int64_t id = 0;
+    if (o->n_args < 3) {
+        usage();
+        return 2;
+    }
+    const char *name = o->args[2];
+    size_t len = strlen(name);
+    if (len == 0 || len > 63 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789_.-@") != len) {
+        fprintf(stderr, "am: a user name is 1..63 letters, digits, '_', '.', '-' or '@'\n");
+        return 2;
+    }
+    if (!open_store(o, &s))
+        return 1;
+    am_rc rc = s.ops->user_add(s.impl, name, &id);
+    am_store_close(&s);
+    if (rc == AM_ECONFLICT) {
+        fprintf(stderr, "am: user '%s' already exists\n", name);
+        return 1;
+    }
+    if (rc) {
+        fprintf(stderr, "am: adding user '%s': %s\n", name, am_strerror(rc));
+        return 1;
+    }
+    printf("user %s created (id %lld)\n", name, (long long)id);
+    return 0;
+}
+
+static int cmd_token_create(const struct opts *o) {
+    struct am_store s;
+    int64_t uid;
+    if (!o->user || !o->scope) {
+        fprintf(stderr, "am: token create needs --user NAME and --scope LIST\n");
+        return 2;
+    }
+    unsigned scopes = am_scopes_parse(o->scope);
+    if (!scopes) {
+        fprintf(stderr, "am: --scope is a comma list of ingest, read, admin\n");
+        return 2;
+    }
+    if (!open_store(o, &s))
+        return 1;
+    am_rc rc = s.ops->user_find(s.impl, o->user, &uid);
+    if (rc) {
+        am_store_close(&s);
+        fprintf(stderr, "am: no user '%s' (am user add %s)\n", o->user, o->user);
+        return 1;
+    }
+    char token[64];
+    uint8_t hash[32];
+    am_token_generate(token);
+    am_token_hash(token, strlen(token), hash);
+    rc = s.ops->token_add(s.impl, uid, hash, scopes, o->label ? o->label : "");
+    am_store_close(&s);
+    if (rc) {
+        fprintf(stderr, "am: creating the token: %s\n", am_strerror(rc));
+        return 1;
+    }
+    char sc[64];
+    am_scopes_format(scopes, sc, sizeof sc);
+    printf("token for %s with scopes %s (shown once; only its hash is kept):\n%s\n", o->user, sc,
+           token);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- HTTP commands */
+
+struct http {
+    CURL *curl;
+    char base[512];
+    char auth[400];
+};
+
+static size_t collect(char *p, size_t size, size_t n, void *arg) {
+    struct am_buf *b = arg;
+    return am_buf_append(b, p, size * n) == AM_OK ? size * n : 0;
+}
+
+static int http_init(const struct opts *o, struct http *h) {
+    const char *url = o->url ? o->url : getenv("AM_URL");
+    char file_url[512] = "";
+    if (!url && o->data_dir) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/amd.url", o->data_dir);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fgets(file_url, sizeof file_url, f))
+                file_url[strcspn(file_url, "\r\n")] = '\0';
+            fclose(f);
+            if (file_url[0])
+                url = file_url;
+        }
+    }
+    if (!url)
+        url = "http://127.0.0.1:8686";
+    const char *token = o->token ? o->token : getenv("AM_TOKEN");
+    if (!token) {
+        fprintf(stderr, "am: no token: pass --token or set AM_TOKEN\n");
+        return 0;
+    }
+    snprintf(h->base, sizeof h->base, "%s", url);
+    size_t n = strlen(h->base);
+    while (n && h->base[n - 1] == '/')
+        h->base[--n] = '\0';
+    snprintf(h->auth, sizeof h->auth, "Authorization: Bearer %s", token);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    h->curl = curl_easy_init();
+    return h->curl != NULL;
+}
+
+static void http_done(struct http *h) {
+    curl_easy_cleanup(h->curl);
+    curl_global_cleanup();
+}
+
+/* One request; the answer in out. Returns the HTTP status, or 0 when none came. */
+static long http_do(struct http *h, const char *method, const char *path, const char *ctype,
+                    const char *body, size_t body_len, struct am_buf *out) {
+    char url[4096];
+    snprintf(url, sizeof url, "%s%s", h->base, path);
+    struct curl_slist *hdrs = curl_slist_append(NULL, h->auth);
+    char ct[128];
+    if (ctype) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+        hdrs = curl_slist_append(hdrs, ct);
+    }
+    CURL *c = h->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    long status = 0;
+    CURLcode cr = curl_easy_perform(c);
+    if (cr == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    else
+        fprintf(stderr, "am: %s: %s\n", url, curl_easy_strerror(cr));
+    curl_slist_free_all(hdrs);
+    return status;
+}
+
+static void print_problem(const struct am_buf *b, long status) {
+    json_error_t je;
+    json_t *p = json_loadb(b->data ? b->data : "", b->len, 0, &je);
+    const char *detail = json_string_value(json_object_get(p, "detail"));
+    fprintf(stderr, "am: HTTP %ld: %s\n", status, detail ? detail : (b->data ? b->data : ""));
+    json_decref(p);
+}
+
+/* Sends one chunk of NDJSON; adds the outcome to the totals. */
+static int send_chunk(struct http *h, const struct opts *o, const char *body, size_t len,
+                      long long totals[3]) {
+    struct am_buf out;
+    am_buf_init(&out, 1 << 28);
+    long st = http_do(h, "POST", "/v1/events", "application/x-ndjson", body, len, &out);
+    int ok = st == 200 || st == 207 || st == 422;
+    if (!ok) {
+        print_problem(&out, st);
+        am_buf_free(&out);
+        return 0;
+    }
+    json_error_t je;
+    json_t *r = json_loadb(out.data, out.len, 0, &je);
+    if (o->json)
+        printf("%s\n", out.data);
+    totals[0] += json_integer_value(json_object_get(r, "stored"));
+    totals[1] += json_integer_value(json_object_get(r, "duplicate"));
+    totals[2] += json_integer_value(json_object_get(r, "rejected"));
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(r, "results"), i, it) {
+        const char *reason = json_string_value(json_object_get(it, "reason"));
+        if (reason && !o->json)
+            fprintf(stderr, "rejected: %s\n", reason);
+    }
+    json_decref(r);
+    am_buf_free(&out);
+    return 1;
+}
+
+/* Reads the file, turns a JSON array or object into NDJSON lines, and sends it in
+ * chunks of 5000 events so a large file never hits the server's batch limit. */
+static int cmd_ingest(const struct opts *o) {
+    if (o->n_args < 2) {
+        usage();
+        return 2;
+    }
+    const char *path = o->args[1];
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "am: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    struct am_buf in;
+    am_buf_init(&in, (size_t)1 << 34);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (am_buf_append(&in, chunk, n) != AM_OK)
+            break;
+    if (f != stdin)
+        fclose(f);
+    struct am_buf lines;
+    am_buf_init(&lines, (size_t)1 << 34);
+    json_error_t je;
+    json_t *whole = json_loadb(in.data ? in.data : "", in.len, 0, &je);
+    if (whole) {
+        size_t i;
+        json_t *it;
+        if (json_is_object(whole)) {
+            json_t *arr = json_array();
+            json_array_append(arr, whole);
+            json_decref(whole);
+            whole = arr;
+        }
+        json_array_foreach(whole, i, it) {
+            char *s = json_dumps(it, JSON_COMPACT);
+            if (s) {
+                am_buf_appends(&lines, s);
+                am_buf_appends(&lines, "\n");
+                am_free(s);
+            }
+        }
+        json_decref(whole);
+    } else {
+        lines = in;
+        am_buf_init(&in, 0);
+    }
+    struct http h;
+    int rc = 1;
+    if (!http_init(o, &h))
+        goto out;
+    long long totals[3] = {0, 0, 0};
+    size_t start = 0, count = 0, pos = 0;
+    rc = 0;
+    while (pos < lines.len) {
+        char *nl = memchr(lines.data + pos, '\n', lines.len - pos);
+        pos = nl ? (size_t)(nl - lines.data) + 1 : lines.len;
+        if (++count == 5000 || pos == lines.len) {
+            if (!send_chunk(&h, o, lines.data + start, pos - start, totals)) {
+                rc = 1;
+                break;
+            }
+            start = pos;
+            count = 0;
+        }
+    }
+    if (!o->json)
+        printf("stored %lld, duplicate %lld, rejected %lld\n", totals[0], totals[1], totals[2]);
+    if (totals[2])
+        rc = 1;
+    http_done(&h);
+out:
+    am_buf_free(&in);
+    am_buf_free(&lines);
+    return rc;
+}
+
+static void add_param(char *q, size_t len, CURL *c, const char *name, const char *value) {
+    if (!value)
+        return;
+    char *esc = curl_easy_escape(c, value, 0);
+    size_t used = strlen(q);
+    snprintf(q + used, len - used, "%s%s=%s", strchr(q, '?') ? "&" : "?", name, esc ? esc : "");
+    curl_free(esc);
+}
+
+static int cmd_list(const struct opts *o, const char *route) {
+    struct http h;
+    if (!http_init(o, &h))
+        return 1;
+    char cursor[256] = "";
+    int rc = 0;
+    json_t *all = json_array();
+    do {
+        char path[2048];
+        snprintf(path, sizeof path, "%s", route);
+        if (strcmp(route, "/v1/events") == 0) {
+            add_param(path, sizeof path, h.curl, "stream", o->stream);
+            add_param(path, sizeof path, h.curl, "source", o->source);
+        }
+        add_param(path, sizeof path, h.curl, "from", o->from);
+        add_param(path, sizeof path, h.curl, "to", o->to);
+        add_param(path, sizeof path, h.curl, "limit", o->limit);
+        add_param(path, sizeof path, h.curl, "order", o->order);
+        if (cursor[0])
+            add_param(path, sizeof path, h.curl, "cursor", cursor);
+        struct am_buf out;
+        am_buf_init(&out, 1 << 30);
+        long st = http_do(&h, "GET", path, NULL, NULL, 0, &out);
+        if (st != 200) {
+            print_problem(&out, st);
+            am_buf_free(&out);
+            rc = 1;
+            break;
+        }
+        json_error_t je;
+        json_t *r = json_loadb(out.data, out.len, 0, &je);
+        am_buf_free(&out);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(r, "events"), i, e) {
+            if (o->json) {
+                json_array_append(all, e);
+                continue;
+            }
+            char *p = json_dumps(json_object_get(e, "payload"), JSON_COMPACT);
+            printf("%s  %-20s %-12s %s\n", json_string_value(json_object_get(e, "ts")),
+                   json_string_value(json_object_get(e, "stream")),
+                   json_string_value(json_object_get(e, "source")), p ? p : "");
+            am_free(p);
+        }
+        const char *next = json_string_value(json_object_get(r, "next_cursor"));
+        snprintf(cursor, sizeof cursor, "%s", next && o->all ? next : "");
+        if (next && !o->all && !o->json)
+            fprintf(stderr, "(more: --all)\n");
+        json_decref(r);
+    } while (cursor[0]);
+    if (o->json && rc == 0) {
+        json_t *wrap = json_pack("{s:O}", "events", all);
+        char *s = json_dumps(wrap, JSON_INDENT(2));
+        printf("%s\n", s ? s : "{}");
+        am_free(s);
+        json_decref(wrap);
+    }
+    json_decref(all);
+    http_done(&h);
+    return rc;
+}
+
+static int cmd_streams(const struct opts *o) {
+    struct http h;
+    if (!http_init(o, &h))
+        return 1;
+    struct am_buf out;
+    am_buf_init(&out, 1 << 28);
+    long st = http_do(&h, "GET", "/v1/streams", NULL, NULL, 0, &out);
+    int rc = 0;
+    if (st != 200) {
+        print_problem(&out, st);
+        rc = 1;
+    } else if (o->json) {
+        printf("%s\n", out.data);
+    } else {
+        json_error_t je;
+        json_t *r = json_loadb(out.data, out.len, 0, &je);
+        size_t i;
+        json_t *s;
+        printf("%-24s %10s  %-32s %s\n", "STREAM", "COUNT", "LAST", "PER HOUR");
+        json_array_foreach(json_object_get(r, "streams"), i, s) {
+            json_int_t count = json_integer_value(json_object_get(s, "count"));
+            if (count == 0)
+                continue;
+            const char *last = json_string_value(json_object_get(s, "last"));
+            printf("%-24s %10lld  %-32s %lld\n", json_string_value(json_object_get(s, "name")),
+                   (long long)count, last ? last : "-",
+                   (long long)json_integer_value(json_object_get(s, "rate_per_hour")));
+        }
+        json_decref(r);
+    }
+    am_buf_free(&out);
+    http_done(&h);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    struct opts o;
+    memset(&o, 0, sizeof o);
+    am_alloc_init();
+    if (am_crypto_init() != AM_OK)
+        return 1;
+    o.data_dir = getenv("AM_DATA_DIR");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name, field)                                                                           \
+    if (!strcmp(a, name)) {                                                                        \
+        if (!v) {                                                                                  \
+            fprintf(stderr, "am: %s needs a value\n", name);                                       \
+            return 2;                                                                              \
+        }                                                                                          \
+        o.field = v;                                                                               \
+        i++;                                                                                       \
+        continue;                                                                                  \
+    }
+        OPT("--data-dir", data_dir)
+        OPT("--url", url)
+        OPT("--token", token)
+        OPT("--user", user)
+        OPT("--scope", scope)
+        OPT("--label", label)
+        OPT("--stream", stream)
+        OPT("--source", source)
+        OPT("--from", from)
+        OPT("--to", to)
+        OPT("--limit", limit)
+        OPT("--order", order)
+#undef OPT
+        if (!strcmp(a, "--json")) {
+            o.json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--all")) {
+            o.all = 1;
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage();
+            return 0;
+        }
+        if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "am: unknown option %s\n", a);
+            return 2;
+        }
+        if (o.n_args < 4)
+            o.args[o.n_args++] = a;
+    }
+    if (o.n_args == 0) {
+        usage();
+        return 2;
+    }
+    const char *cmd = o.args[0];
+    const char *sub = o.n_args > 1 ? o.args[1] : "";
+    if (!strcmp(cmd, "user") && !strcmp(sub, "add"))
+        return cmd_user_add(&o);
+    if (!strcmp(cmd, "token") && !strcmp(sub, "create"))
+        return cmd_token_create(&o);
+    if (!strcmp(cmd, "ingest"))
+        return cmd_ingest(&o);
+    if (!strcmp(cmd, "events"))
+        return cmd_list(&o, "/v1/events");
+    if (!strcmp(cmd, "timeline"))
+        return cmd_list(&o, "/v1/timeline");
+    if (!strcmp(cmd, "streams"))
+        return cmd_streams(&o);
+    usage();
+    return 2;
+}

@@ -1,0 +1,79 @@
+/* http_internal.h — private to the ingest module: what the http_*.c files share.
+ * Nothing outside src/ingest/ includes this. */
+#ifndef AM_HTTP_INTERNAL_H
+#define AM_HTTP_INTERNAL_H
+
+#include "ingest.h"
+
+#include <civetweb.h>
+#include <pthread.h>
+
+struct am_auth {
+    int64_t user_id;
+    unsigned scopes;
+    char user[64];
+    uint8_t token_hash[32];
+};
+
+#define RL_SLOTS 1024
+
+struct rl_slot {
+    uint8_t token_hash[32];
+    double tokens;
+    int64_t last_ns;
+    int used;
+};
+
+struct am_http {
+    struct mg_context *ctx;
+    struct am_server *srv;
+    int port;
+    pthread_mutex_t rl_lock;
+    struct rl_slot rl[RL_SLOTS];
+};
+
+/* Sends a problem+json answer (RFC 9457). type is the short name, e.g. "malformed". */
+void http_problem(struct mg_connection *c, int status, const char *type, const char *detail_fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+/* Same, with extra members merged into the problem object (consumed). */
+void http_problem_with(struct mg_connection *c, int status, const char *type, json_t *extra,
+                       const char *detail);
+/* Sends a JSON body; consumes body. */
+void http_json(struct mg_connection *c, int status, json_t *body);
+void http_text(struct mg_connection *c, int status, const char *content_type, const char *body,
+               size_t len);
+
+/* Authenticates the bearer token (or ?token= when allow_query) and checks the scope
+ * and the rate limit. On failure it has answered the client and returns 0. */
+int http_auth(struct am_http *h, struct mg_connection *c, unsigned scope, int allow_query,
+              struct am_auth *out);
+/* Token check without answering: AM_EDENIED / AM_OK. */
+am_rc http_auth_token(struct am_http *h, const char *token, struct am_auth *out);
+
+/* Reads the whole body up to max_bytes; answers 413 itself and returns 0 when over. */
+int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out);
+/* A query-string parameter, URL-decoded; 1 when present. */
+int http_param(struct mg_connection *c, const char *name, char *out, size_t out_len);
+
+/* Route handlers. */
+void http_events_post(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_events_list(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
+                      int timeline);
+void http_event_get(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
+                    const char *id);
+void http_streams(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_blob_put(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_blob_get(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
+                   const char *sha);
+void http_ws_register(struct am_http *h);
+
+/* Metrics (metrics.c). */
+void am_metrics_ingest(struct am_metrics *m, const struct am_item_result *res, size_t n,
+                       int64_t latency_ns);
+void am_metrics_rejected(struct am_metrics *m, size_t n);
+void am_metrics_http(struct am_metrics *m, int status);
+void am_metrics_blob(struct am_metrics *m, int64_t bytes);
+void am_metrics_ws(struct am_metrics *m, int delta_connections, int64_t messages);
+am_rc am_metrics_render(struct am_server *srv, struct am_buf *out);
+
+#endif
