@@ -38,11 +38,11 @@ bench: build
 # Longer fuzzing than the suite's short runs: make fuzz FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 300
 fuzz: build
-	ctest --test-dir $(BUILD) -L fuzz --output-on-failure -j$(JOBS) \
-	  || true
-	cmake -S . -B $(BUILD) -DAM_FUZZ_SECONDS=$(FUZZ_SECONDS) && \
-	  ctest --test-dir $(BUILD) -L fuzz --output-on-failure -j$(JOBS); \
-	  cmake -S . -B $(BUILD) -DAM_FUZZ_SECONDS=10 >/dev/null
+	@for f in $(BUILD)/fuzz_*; do \
+	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz-corpus/$$n; \
+	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz-corpus/$$n fuzz/corpus/$$n || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
