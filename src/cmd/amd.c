@@ -64,8 +64,13 @@ int main(int argc, char **argv) {
     /* tesseract's OpenMP reads OMP_THREAD_LIMIT only at process start: set it and
      * start again, so OCR later runs one thread per worker (FACTS.md: ~10x faster). */
     if (!getenv("OMP_THREAD_LIMIT")) {
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
         setenv("OMP_THREAD_LIMIT", "1", 1);
-        execv("/proc/self/exe", argv);
+        if (n > 0) {
+            self[n] = '\0';
+            execv(self, argv); /* the real path keeps the process named "amd" */
+        }
     }
     struct am_server srv;
     char err[512];

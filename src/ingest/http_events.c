@@ -16,7 +16,8 @@ static int content_is_ndjson(struct mg_connection *c, int *ok) {
     while (n > 0 && ct[n - 1] == ' ')
         n--;
 #define IS(s) (n == strlen(s) && strncasecmp(ct, s, n) == 0)
-    if (IS("application/json") || IS("text/json"))
+    /* curl -d sends form-urlencoded by default; its body is still our JSON. */
+    if (IS("application/json") || IS("text/json") || IS("application/x-www-form-urlencoded"))
         return 0;
     if (IS("application/x-ndjson") || IS("application/ndjson") || IS("application/jsonl") ||
         IS("application/x-jsonlines") || IS("application/jsonlines"))

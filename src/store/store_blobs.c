@@ -1,0 +1,161 @@
+/* store_blobs.c — content-addressed blob files: streamed into DIR/tmp while hashed,
+ * fsynced, type-sniffed with libmagic, renamed to DIR/blobs/<2 hex>/<sha256>. */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <magic.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct am_blob_upload {
+    char data_dir[512];
+    char tmp_path[600];
+    int fd;
+    int64_t size, max_bytes;
+    struct am_sha256 hash;
+};
+
+static int fsync_dir(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Creates dir if missing; fsyncs its parent when it was created. */
+static int ensure_dir(const char *dir, const char *parent) {
+    if (mkdir(dir, 0700) == 0)
+        return fsync_dir(parent);
+    return errno == EEXIST ? 0 : -1;
+}
+
+am_rc am_blob_upload_begin(const char *data_dir, int64_t max_bytes,
+                           struct am_blob_upload **out) {
+    char dir[600];
+    *out = NULL;
+    struct am_blob_upload *u = am_calloc(1, sizeof *u);
+    if (!u)
+        return AM_ENOMEM;
+    snprintf(u->data_dir, sizeof u->data_dir, "%s", data_dir);
+    snprintf(dir, sizeof dir, "%s/tmp", data_dir);
+    if (ensure_dir(dir, data_dir) != 0)
+        goto fail;
+    snprintf(u->tmp_path, sizeof u->tmp_path, "%s/blob-XXXXXX", dir);
+    u->fd = mkostemp(u->tmp_path, O_CLOEXEC);
+    if (u->fd < 0)
+        goto fail;
+    u->max_bytes = max_bytes;
+    am_sha256_init(&u->hash);
+    *out = u;
+    return AM_OK;
+fail:
+    am_error("blob: cannot create a temporary file in %s: %s", dir, strerror(errno));
+    am_free(u);
+    return AM_EIO;
+}
+
+am_rc am_blob_upload_write(struct am_blob_upload *u, const void *data, size_t len) {
+    if (u->size + (int64_t)len > u->max_bytes)
+        return AM_ELIMIT;
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t n = write(u->fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return AM_EIO;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    am_sha256_update(&u->hash, data, len);
+    u->size += (int64_t)len;
+    return AM_OK;
+}
+
+void am_blob_upload_abort(struct am_blob_upload *u) {
+    if (!u)
+        return;
+    close(u->fd);
+    unlink(u->tmp_path);
+    am_free(u);
+}
+
+/* libmagic is not thread-safe: one handle, one caller at a time. */
+static pthread_mutex_t magic_lock = PTHREAD_MUTEX_INITIALIZER;
+static magic_t magic_handle;
+
+static void sniff(const char *path, char *mime, size_t mime_len) {
+    snprintf(mime, mime_len, "application/octet-stream");
+    pthread_mutex_lock(&magic_lock);
+    if (!magic_handle) {
+        magic_handle = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
+        if (magic_handle && magic_load(magic_handle, NULL) != 0) {
+            magic_close(magic_handle);
+            magic_handle = NULL;
+        }
+    }
+    const char *m = magic_handle ? magic_file(magic_handle, path) : NULL;
+    if (m)
+        snprintf(mime, mime_len, "%s", m);
+    pthread_mutex_unlock(&magic_lock);
+}
+
+am_rc am_blob_upload_finish(struct am_blob_upload *u, const char *expected_sha256,
+                            struct am_blob_info *info) {
+    uint8_t d[32];
+    char sub[600], final_path[700], blobs[600];
+    am_rc rc = AM_OK;
+    am_sha256_final(&u->hash, d);
+    memset(info, 0, sizeof *info);
+    am_hex(d, 32, info->sha256);
+    info->size = u->size;
+    info->created_ns = am_now_ns();
+    if (expected_sha256 && strcmp(expected_sha256, info->sha256) != 0) {
+        rc = AM_EINVAL;
+        goto fail;
+    }
+    if (fsync(u->fd) != 0) {
+        rc = AM_EIO;
+        goto fail;
+    }
+    sniff(u->tmp_path, info->mime, sizeof info->mime);
+    snprintf(blobs, sizeof blobs, "%s/blobs", u->data_dir);
+    snprintf(sub, sizeof sub, "%s/%.2s", blobs, info->sha256);
+    snprintf(final_path, sizeof final_path, "%s/%s", sub, info->sha256);
+    if (ensure_dir(blobs, u->data_dir) != 0 || ensure_dir(sub, blobs) != 0) {
+        rc = AM_EIO;
+        goto fail;
+    }
+    struct stat st;
+    if (stat(final_path, &st) == 0 && st.st_size == u->size) {
+        goto fail; /* the same content is already in place: drop the copy, rc stays OK */
+    }
+    if (rename(u->tmp_path, final_path) != 0 || fsync_dir(sub) != 0) {
+        rc = AM_EIO;
+        goto fail;
+    }
+    close(u->fd);
+    am_free(u);
+    return AM_OK;
+fail:
+    close(u->fd);
+    unlink(u->tmp_path);
+    am_free(u);
+    return rc;
+}
+
+am_rc am_blob_path(const char *data_dir, const char *sha256, char *out, size_t out_len) {
+    if (strlen(sha256) != AM_BLOB_HEX || !am_is_hex(sha256, AM_BLOB_HEX))
+        return AM_EINVAL;
+    snprintf(out, out_len, "%s/blobs/%.2s/%s", data_dir, sha256, sha256);
+    return access(out, R_OK) == 0 ? AM_OK : AM_ENOTFOUND;
+}

@@ -1,0 +1,68 @@
+/* store_sqlite_schema.c — the SQLite schema as versioned migrations (PRAGMA
+ * user_version). New features append a migration; nothing edits an old one. */
+#include "store_sqlite.h"
+
+#include <stdio.h>
+
+static const char *const migrations[] = {
+    /* 1: users, tokens, per-user streams, events, blobs */
+    "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    "  created_ns INTEGER NOT NULL);"
+    "CREATE TABLE tokens(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  hash BLOB NOT NULL UNIQUE, scopes INTEGER NOT NULL, label TEXT NOT NULL DEFAULT '',"
+    "  created_ns INTEGER NOT NULL, revoked_ns INTEGER);"
+    /* Stream ids are per user, so events stay compact and no name is shared across users.
+     * hour_* keep a cheap recent rate without an index on received time. */
+    "CREATE TABLE user_streams(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,"
+    "  name TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 0, first_ts_ns INTEGER,"
+    "  last_ts_ns INTEGER, last_received_ns INTEGER, hour_start INTEGER NOT NULL DEFAULT 0,"
+    "  hour_count INTEGER NOT NULL DEFAULT 0, prev_hour_count INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE(user_id, name));"
+    "CREATE TABLE events(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,"
+    "  stream_id INTEGER NOT NULL, source TEXT NOT NULL, ts_ns INTEGER NOT NULL,"
+    "  ts_end_ns INTEGER, payload TEXT NOT NULL, blob TEXT, key TEXT NOT NULL, trace TEXT,"
+    "  received_ns INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX events_key ON events(user_id, key);"
+    "CREATE INDEX events_stream_ts ON events(user_id, stream_id, ts_ns, id);"
+    "CREATE INDEX events_ts ON events(user_id, ts_ns, id);"
+    "CREATE TABLE blobs(sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, mime TEXT NOT NULL,"
+    "  created_ns INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE user_blobs(user_id INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+    "  created_ns INTEGER NOT NULL, PRIMARY KEY(user_id, sha256)) WITHOUT ROWID;",
+};
+#define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
+
+am_rc sq_migrate(sqlite3 *db) {
+    sqlite3_stmt *st = NULL;
+    int version = 0;
+    char *err = NULL;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return AM_EIO;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > N_MIGRATIONS) {
+        am_error("store: database schema %d is newer than this amd (%d)", version, N_MIGRATIONS);
+        goto fail;
+    }
+    for (int v = version; v < N_MIGRATIONS; v++) {
+        if (sqlite3_exec(db, migrations[v], NULL, NULL, &err) != SQLITE_OK) {
+            am_error("store: migration %d: %s", v + 1, err ? err : "?");
+            sqlite3_free(err);
+            goto fail;
+        }
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        if (sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK)
+            goto fail;
+        am_info("store: schema migrated to version %d", v + 1);
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    return AM_OK;
+fail:
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return AM_EIO;
+}
