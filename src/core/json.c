@@ -29,12 +29,40 @@ size_t am_json_depth(const json_t *v) {
     return 0;
 }
 
-/* jansson stops at depth 2048 on its own, so the recursion above is bounded;
- * the configured limit is applied after parsing. */
+/* The deepest [ / { nesting in buf, strings skipped. jansson parses recursively and
+ * would only stop at depth 2048, too deep for a small worker stack, so the limit is
+ * applied before it runs. Counting brackets is all this does; jansson parses. */
+static size_t scan_depth(const char *buf, size_t len) {
+    size_t depth = 0, max = 0;
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = buf[i];
+        if (in_string) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_string = 0;
+        } else if (ch == '"') {
+            in_string = 1;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > max)
+                max = depth;
+        } else if ((ch == ']' || ch == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return max;
+}
+
 am_rc am_json_parse(const char *buf, size_t len, size_t max_depth, json_t **out, char *err,
                     size_t err_len) {
     json_error_t je;
     *out = NULL;
+    if (max_depth && scan_depth(buf, len) > max_depth) {
+        if (err)
+            snprintf(err, err_len, "JSON nested deeper than %zu levels", max_depth);
+        return AM_ELIMIT;
+    }
     json_t *v = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
                            &je);
     if (!v) {

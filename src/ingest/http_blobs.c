@@ -3,6 +3,7 @@
 #include "http_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void http_blob_put(struct am_http *h, struct mg_connection *c, const struct am_auth *a) {
@@ -33,13 +34,19 @@ void http_blob_put(struct am_http *h, struct mg_connection *c, const struct am_a
         http_problem(c, 503, "unavailable", "cannot store blobs: %s", am_strerror(rc));
         return;
     }
-    char chunk[65536];
+    char *chunk = am_malloc(65536); /* worker stacks are small */
+    if (!chunk) {
+        am_blob_upload_abort(u);
+        http_problem(c, 503, "unavailable", "out of memory");
+        return;
+    }
     for (;;) {
-        int n = mg_read(c, chunk, sizeof chunk);
+        int n = mg_read(c, chunk, 65536);
         if (n <= 0)
             break;
         rc = am_blob_upload_write(u, chunk, (size_t)n);
         if (rc) {
+            am_free(chunk);
             am_blob_upload_abort(u);
             if (rc == AM_ELIMIT)
                 http_problem(c, 413, "too-large", "blob is over the limit of %lld bytes",
@@ -49,6 +56,7 @@ void http_blob_put(struct am_http *h, struct mg_connection *c, const struct am_a
             return;
         }
     }
+    am_free(chunk);
     struct am_blob_info info;
     memset(&info, 0, sizeof info);
     rc = am_blob_upload_finish(u, expect[0] ? expect : NULL, &info);
@@ -87,6 +95,26 @@ void http_blob_get(struct am_http *h, struct mg_connection *c, const struct am_a
         http_problem(c, 404, "not-found", "no blob %.64s", sha);
         return;
     }
+    /* CivetWeb serves ranges, but answers a range past the end with an empty 206;
+     * RFC 9110 wants 416, so that one case is checked here. */
+    const char *range = mg_get_header(c, "Range");
+    if (range && strncmp(range, "bytes=", 6) == 0 && range[6] >= '0' && range[6] <= '9') {
+        long long start = strtoll(range + 6, NULL, 10);
+        if (start >= info.size) {
+            char cr[64];
+            snprintf(cr, sizeof cr, "bytes */%lld", (long long)info.size);
+            if (h->srv->metrics)
+                am_metrics_http(h->srv->metrics, 416);
+            mg_response_header_start(c, 416);
+            mg_response_header_add(c, "Content-Range", cr, -1);
+            mg_response_header_add(c, "Content-Type", "application/problem+json", -1);
+            mg_response_header_add(c, "Content-Length", "0", -1);
+            mg_response_header_send(c);
+            return;
+        }
+    }
+    if (h->srv->metrics)
+        am_metrics_http(h->srv->metrics, range ? 206 : 200);
     mg_send_mime_file2(c, path, info.mime[0] ? info.mime : "application/octet-stream",
                        "X-Content-Type-Options: nosniff\r\n");
 }

@@ -126,26 +126,41 @@ void http_events_list(struct am_http *h, struct mg_connection *c, const struct a
     memset(&q, 0, sizeof q);
     q.from_ns = q.to_ns = AM_TS_NONE;
     q.limit = 100;
-    if (!timeline && http_param(c, "stream", stream, sizeof stream) && stream[0]) {
+    /* A value too long for its buffer is an error, never silently dropped. */
+    struct {
+        const char *name;
+        char *buf;
+        size_t len;
+    } params[] = {{"stream", stream, sizeof stream}, {"source", source, sizeof source},
+                  {"from", from, sizeof from},       {"to", to, sizeof to},
+                  {"limit", limit, sizeof limit},    {"order", order, sizeof order},
+                  {"cursor", cursor, sizeof cursor}};
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        if (http_param(c, params[i].name, params[i].buf, params[i].len) < 0) {
+            http_problem(c, 400, "malformed", "%s: too long", params[i].name);
+            return;
+        }
+    }
+    if (!timeline && http_param(c, "stream", stream, sizeof stream) == 1 && stream[0]) {
         if (!am_stream_name_valid(stream, strlen(stream))) {
             http_problem(c, 400, "malformed", "stream: not a stream name");
             return;
         }
         q.stream = stream;
     }
-    if (http_param(c, "source", source, sizeof source) && source[0])
+    if (http_param(c, "source", source, sizeof source) == 1 && source[0])
         q.source = source;
-    if (http_param(c, "from", from, sizeof from) && from[0] &&
+    if (http_param(c, "from", from, sizeof from) == 1 && from[0] &&
         am_time_from_string(from, &q.from_ns) != AM_OK) {
         http_problem(c, 400, "malformed", "from: not an RFC 3339 time or epoch number");
         return;
     }
-    if (http_param(c, "to", to, sizeof to) && to[0] &&
+    if (http_param(c, "to", to, sizeof to) == 1 && to[0] &&
         am_time_from_string(to, &q.to_ns) != AM_OK) {
         http_problem(c, 400, "malformed", "to: not an RFC 3339 time or epoch number");
         return;
     }
-    if (http_param(c, "limit", limit, sizeof limit) && limit[0]) {
+    if (http_param(c, "limit", limit, sizeof limit) == 1 && limit[0]) {
         char *end;
         errno = 0;
         long long l = strtoll(limit, &end, 10);
@@ -155,7 +170,7 @@ void http_events_list(struct am_http *h, struct mg_connection *c, const struct a
         }
         q.limit = (size_t)l;
     }
-    if (http_param(c, "order", order, sizeof order) && order[0]) {
+    if (http_param(c, "order", order, sizeof order) == 1 && order[0]) {
         if (strcmp(order, "desc") == 0)
             q.descending = 1;
         else if (strcmp(order, "asc") != 0) {
@@ -163,7 +178,7 @@ void http_events_list(struct am_http *h, struct mg_connection *c, const struct a
             return;
         }
     }
-    if (http_param(c, "cursor", cursor, sizeof cursor) && cursor[0]) {
+    if (http_param(c, "cursor", cursor, sizeof cursor) == 1 && cursor[0]) {
         if (!cursor_parse(cursor, &q.after_ts_ns, &q.after_id)) {
             http_problem(c, 400, "malformed", "cursor: not a cursor this server gave");
             return;

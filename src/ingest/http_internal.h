@@ -52,7 +52,7 @@ am_rc http_auth_token(struct am_http *h, const char *token, struct am_auth *out)
 
 /* Reads the whole body up to max_bytes; answers 413 itself and returns 0 when over. */
 int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out);
-/* A query-string parameter, URL-decoded; 1 when present. */
+/* A query-string parameter, URL-decoded: 1 present, 0 absent, -1 longer than out. */
 int http_param(struct mg_connection *c, const char *name, char *out, size_t out_len);
 
 /* Route handlers. */

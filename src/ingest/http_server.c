@@ -26,6 +26,9 @@ static const char *status_title(int status) {
 static void send_body(struct mg_connection *c, int status, const char *type, const char *body,
                       size_t len, const char *extra_name, const char *extra_value) {
     char clen[32];
+    struct am_http *h = mg_get_user_data(mg_get_context(c));
+    if (h && h->srv->metrics)
+        am_metrics_http(h->srv->metrics, status);
     snprintf(clen, sizeof clen, "%zu", len);
     mg_response_header_start(c, status);
     mg_response_header_add(c, "Content-Type", type, -1);
@@ -100,7 +103,8 @@ int http_param(struct mg_connection *c, const char *name, char *out, size_t out_
     const struct mg_request_info *ri = mg_get_request_info(c);
     if (!ri->query_string)
         return 0;
-    return mg_get_var(ri->query_string, strlen(ri->query_string), name, out, out_len) >= 0;
+    int n = mg_get_var(ri->query_string, strlen(ri->query_string), name, out, out_len);
+    return n >= 0 ? 1 : n == -2 ? -1 : 0;
 }
 
 int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out) {
@@ -111,23 +115,31 @@ int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out
         return 0;
     }
     am_buf_init(out, max_bytes);
-    char chunk[65536];
+    /* Worker stacks are small: buffers live on the heap. */
+    char *chunk = am_malloc(65536);
+    if (!chunk) {
+        http_problem(c, 503, "unavailable", "out of memory reading the body");
+        return 0;
+    }
     for (;;) {
-        int n = mg_read(c, chunk, sizeof chunk);
+        int n = mg_read(c, chunk, 65536);
         if (n <= 0)
             break;
         am_rc rc = am_buf_append(out, chunk, (size_t)n);
         if (rc == AM_ELIMIT) {
+            am_free(chunk);
             am_buf_free(out);
             http_problem(c, 413, "too-large", "body is over the limit of %zu bytes", max_bytes);
             return 0;
         }
         if (rc) {
+            am_free(chunk);
             am_buf_free(out);
             http_problem(c, 500, "internal", "out of memory reading the body");
             return 0;
         }
     }
+    am_free(chunk);
     if (!out->data && am_buf_append(out, "", 0) != AM_OK) {
         http_problem(c, 500, "internal", "out of memory reading the body");
         return 0;
@@ -315,12 +327,6 @@ static int request_handler(struct mg_connection *c, void *cbdata) {
     return 1;
 }
 
-static void end_request(const struct mg_connection *c, int status) {
-    struct am_http *h = mg_get_user_data(mg_get_context(c));
-    if (h && h->srv->metrics)
-        am_metrics_http(h->srv->metrics, status);
-}
-
 static int log_message(const struct mg_connection *c, const char *msg) {
     (void)c;
     am_warn("http: %s", msg);
@@ -347,7 +353,6 @@ am_rc am_http_start(struct am_server *srv, char *err, size_t err_len) {
                              NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
-    cb.end_request = end_request;
     cb.log_message = log_message;
     mg_init_library(MG_FEATURES_WEBSOCKET | MG_FEATURES_FILES);
     struct mg_init_data init = {.callbacks = &cb, .user_data = h, .configuration_options = options};

@@ -93,8 +93,14 @@ void am_blob_upload_abort(struct am_blob_upload *u) {
 static pthread_mutex_t magic_lock = PTHREAD_MUTEX_INITIALIZER;
 static magic_t magic_handle;
 
-static void sniff(const char *path, char *mime, size_t mime_len) {
-    snprintf(mime, mime_len, "application/octet-stream");
+struct sniff_job {
+    const char *path;
+    char *mime;
+    size_t mime_len;
+};
+
+static void *sniff_thread(void *arg) {
+    struct sniff_job *j = arg;
     pthread_mutex_lock(&magic_lock);
     if (!magic_handle) {
         magic_handle = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
@@ -103,10 +109,25 @@ static void sniff(const char *path, char *mime, size_t mime_len) {
             magic_handle = NULL;
         }
     }
-    const char *m = magic_handle ? magic_file(magic_handle, path) : NULL;
+    const char *m = magic_handle ? magic_file(magic_handle, j->path) : NULL;
     if (m)
-        snprintf(mime, mime_len, "%s", m);
+        snprintf(j->mime, j->mime_len, "%s", m);
     pthread_mutex_unlock(&magic_lock);
+    return NULL;
+}
+
+/* libmagic needs more stack than an HTTP worker thread has (CivetWeb's are small),
+ * so it runs on a thread of its own with a roomy stack. */
+static void sniff(const char *path, char *mime, size_t mime_len) {
+    struct sniff_job j = {path, mime, mime_len};
+    pthread_attr_t attr;
+    pthread_t t;
+    snprintf(mime, mime_len, "application/octet-stream");
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 8u << 20);
+    if (pthread_create(&t, &attr, sniff_thread, &j) == 0)
+        pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
 }
 
 am_rc am_blob_upload_finish(struct am_blob_upload *u, const char *expected_sha256,

@@ -3,6 +3,7 @@
  * request), commits with synchronous=FULL, then wakes all their callers together. */
 #include "store_sqlite.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define PREP(field, sql)                                                                           \
@@ -129,7 +130,8 @@ static am_rc do_append(struct sq *s, struct sq_req *r, int64_t counts[3]) {
             sqlite3_reset(st);
             if (step == SQLITE_DONE) {
                 res->status = AM_ITEM_REJECTED;
-                memcpy(res->reason, "blob: unknown blob (upload it to /v1/blobs first)", 51);
+                snprintf(res->reason, sizeof res->reason,
+                         "blob: unknown blob (upload it to /v1/blobs first)");
                 counts[2]++;
                 continue;
             }
