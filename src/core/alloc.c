@@ -21,31 +21,45 @@ long am_alloc_count(void) {
     return atomic_load(&alloc_seen);
 }
 
+static _Thread_local long thread_failures;
+
+long am_alloc_failures(void) {
+    return thread_failures;
+}
+
 /* Returns 1 when this allocation must fail. */
 static int should_fail(void) {
     long n = atomic_fetch_add(&alloc_seen, 1) + 1;
     long at = atomic_load(&alloc_fail_nth);
     if (at == 0)
         return 0;
-    return atomic_load(&alloc_fail_sticky) ? n >= at : n == at;
+    int fail = atomic_load(&alloc_fail_sticky) ? n >= at : n == at;
+    thread_failures += fail;
+    return fail;
 }
 
 void *am_malloc(size_t n) {
     if (should_fail())
         return NULL;
-    return malloc(n ? n : 1);
+    void *p = malloc(n ? n : 1);
+    thread_failures += p == NULL;
+    return p;
 }
 
 void *am_calloc(size_t count, size_t n) {
     if (should_fail())
         return NULL;
-    return calloc(count ? count : 1, n ? n : 1);
+    void *p = calloc(count ? count : 1, n ? n : 1);
+    thread_failures += p == NULL;
+    return p;
 }
 
 void *am_realloc(void *p, size_t n) {
     if (should_fail())
         return NULL;
-    return realloc(p, n ? n : 1);
+    void *q = realloc(p, n ? n : 1);
+    thread_failures += q == NULL;
+    return q;
 }
 
 void am_free(void *p) {

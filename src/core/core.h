@@ -41,6 +41,9 @@ char *am_strndup(const char *s, size_t n);      /* caller frees with am_free */
  * when sticky, or just that one when not. 0 disables. Returns allocations seen. */
 void am_alloc_fail_at(long nth, int sticky);
 long am_alloc_count(void);
+/* Allocations that failed on the calling thread so far: a parser that cannot say
+ * "out of memory" itself (jansson) is judged by whether this moved. */
+long am_alloc_failures(void);
 /* Installs am_malloc & co. into jansson (and SQLite, via the store) once. */
 void am_alloc_init(void);
 

@@ -171,8 +171,15 @@ am_rc am_event_from_json(const json_t *obj, int64_t user_id, const struct am_lim
             REJECT("payload: must be an object");
         if (lim && lim->max_depth && am_json_depth(v) + 2 > lim->max_depth)
             REJECT("payload: nested deeper than %zu levels", lim->max_depth);
-        if (am_catalog_validate(out->stream, v, reason, reason_len) != AM_OK) {
-            rc = AM_EINVAL;
+    }
+    {
+        /* A missing payload is an empty one: required fields still apply. */
+        json_t *empty = NULL;
+        const json_t *check = v && !json_is_null(v) ? v : (empty = json_object());
+        am_rc vr = check ? am_catalog_validate(out->stream, check, reason, reason_len) : AM_ENOMEM;
+        json_decref(empty);
+        if (vr != AM_OK) {
+            rc = vr;
             goto fail;
         }
     }

@@ -63,14 +63,18 @@ am_rc am_json_parse(const char *buf, size_t len, size_t max_depth, json_t **out,
             snprintf(err, err_len, "JSON nested deeper than %zu levels", max_depth);
         return AM_ELIMIT;
     }
+    long failures = am_alloc_failures();
     json_t *v = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
                            &je);
     if (!v) {
         if (err)
             snprintf(err, err_len, "invalid JSON at line %d column %d: %s", je.line, je.column,
                      je.text);
-        if (json_error_code(&je) == json_error_out_of_memory)
+        if (json_error_code(&je) == json_error_out_of_memory || am_alloc_failures() != failures) {
+            if (err)
+                snprintf(err, err_len, "out of memory");
             return AM_ENOMEM;
+        }
         if (json_error_code(&je) == json_error_stack_overflow)
             return AM_ELIMIT;
         return AM_EINVAL;

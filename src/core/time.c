@@ -183,12 +183,20 @@ am_rc am_time_from_string(const char *s, int64_t *ts_ns) {
         return scale_integer(v, ts_ns);
     }
     if (all_digits && dot && s[len - 1] != '.') {
+        /* "<seconds>.<fraction>": exact, where a double would round away nanoseconds. */
         errno = 0;
         char *end;
-        double v = strtod(s, &end);
-        if (errno || *end)
+        long long secs = strtoll(s, &end, 10);
+        if (errno || *end != '.' || end == s || (s[0] == '-' && end == s + 1))
             return AM_EINVAL;
-        return am_time_from_epoch(v, 0, 0, ts_ns);
+        if (secs > INT64_MAX / AM_NS_PER_S - 1 || secs < INT64_MIN / AM_NS_PER_S + 1 ||
+            llabs(secs) >= 100000000000LL)
+            return AM_EINVAL;
+        int64_t frac = 0, scale = 100000000;
+        for (const char *p = end + 1; *p; p++, scale /= 10)
+            frac += (*p - '0') * scale;
+        *ts_ns = secs * AM_NS_PER_S + (s[0] == '-' ? -frac : frac);
+        return AM_OK;
     }
     return am_time_parse_rfc3339(s, len, ts_ns, NULL);
 }
