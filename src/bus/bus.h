@@ -36,6 +36,9 @@ struct am_bus_ops {
     /* After it returns, cb is not running and will not be called again. */
     void (*unsubscribe)(void *impl, uint64_t sub_id);
     void (*stats)(void *impl, int64_t *published, int64_t *dropped, int64_t *depth);
+    /* 1 when some subscriber would receive a notice on this subject, so a publisher
+     * can skip building one nobody reads (a remote bus answers 1). */
+    int (*interested)(void *impl, const char *subject);
 };
 
 extern const struct am_bus_ops am_bus_inproc_ops;

@@ -196,6 +196,16 @@ static void inproc_stats(void *impl, int64_t *published, int64_t *dropped, int64
     pthread_mutex_unlock(&b->lock);
 }
 
+static int inproc_interested(void *impl, const char *subject) {
+    struct inproc *b = impl;
+    int yes = 0;
+    pthread_mutex_lock(&b->subs_lock);
+    for (size_t i = 0; i < b->n_subs && !yes; i++)
+        yes = strncmp(subject, b->subs[i].prefix, b->subs[i].prefix_len) == 0;
+    pthread_mutex_unlock(&b->subs_lock);
+    return yes;
+}
+
 const struct am_bus_ops am_bus_inproc_ops = {
     .name = "inproc",
     .open = inproc_open,
@@ -204,4 +214,5 @@ const struct am_bus_ops am_bus_inproc_ops = {
     .subscribe = inproc_subscribe,
     .unsubscribe = inproc_unsubscribe,
     .stats = inproc_stats,
+    .interested = inproc_interested,
 };

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct opts {
     const char *data_dir;
@@ -38,6 +39,7 @@ static int open_store(const struct opts *o, struct am_store *s) {
         fprintf(stderr, "am: --data-dir is required for this command\n");
         return 0;
     }
+    mkdir(o->data_dir, 0700); /* a first user may come before amd's first start */
     struct am_store_config sc = {.data_dir = o->data_dir, .group_commit_max_events = 1000,
                                  .read_connections = 1};
     am_rc rc = am_store_open(s, "sqlite", &sc);

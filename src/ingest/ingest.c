@@ -21,6 +21,8 @@ am_rc am_ingest_submit(struct am_server *srv, int64_t user_id, struct am_event *
         struct am_notice note;
         memset(&note, 0, sizeof note);
         am_bus_subject(note.subject, sizeof note.subject, user_id, evs[i].stream, "stored");
+        if (!srv->bus.ops->interested(srv->bus.impl, note.subject))
+            continue;
         note.user_id = user_id;
         note.event_id = res[i].id;
         memcpy(note.stream, evs[i].stream, sizeof note.stream);
