@@ -2,7 +2,10 @@
 size limit), GET with Range, events that reference blobs, and the file on disk."""
 
 import hashlib
+import http.client
+import io
 import os
+import socket
 import struct
 import zlib
 
@@ -174,6 +177,102 @@ def over_max_blob_bytes_is_413():
     exact = data[:MAX_BLOB]
     uploaded(upload(exact, timeout=300), exact)
     assert_status(c.get("/healthz", auth=False), 200)
+
+
+def expect_continue(method, data, extra_headers=None, timeout=30):
+    """A client that sends 'Expect: 100-continue' (curl does for bodies over 1 MB): the
+    headers first, then the body after '100 Continue' or, like curl, after waiting 1 s
+    for it. Returns (first status line or None when no interim answer came, Resp)."""
+    d, c = S["d"], S["c"]
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
+    try:
+        hdrs = {"Host": f"127.0.0.1:{d.port}", "Authorization": "Bearer " + c.token,
+                "Content-Type": "application/octet-stream", "Content-Length": str(len(data)),
+                "Expect": "100-continue", "Connection": "close"}
+        hdrs.update(extra_headers or {})
+        head = f"{method} /v1/blobs HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n"
+                                                          for k, v in hdrs.items())
+        s.sendall(head.encode() + b"\r\n")
+        buf = b""
+        s.settimeout(1.0)
+        try:
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+        except socket.timeout:
+            pass
+        s.settimeout(timeout)
+        first = buf.split(b"\r\n", 1)[0].decode("latin-1") if buf else None
+        if first is None:
+            s.sendall(data)
+        elif first.split(" ")[1:2] == ["100"]:
+            s.sendall(data)
+            buf = buf.split(b"\r\n\r\n", 1)[1]
+        r = http.client.HTTPResponse(_Fake(buf, s), method=method)
+        r.begin()
+        body = r.read()
+        return first, T.Resp(method, "/v1/blobs (Expect: 100-continue)", r.status, r.headers, body)
+    finally:
+        s.close()
+
+
+class _Joined(io.RawIOBase):
+    """A raw stream: some bytes already read, then the socket."""
+
+    def __init__(self, pre, sock):
+        super().__init__()
+        self.pre, self.sock = pre, sock
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        if self.pre:
+            n = min(len(b), len(self.pre))
+            b[:n] = self.pre[:n]
+            self.pre = self.pre[n:]
+            return n
+        return self.sock.recv_into(b)
+
+
+class _Fake:
+    def __init__(self, pre, sock):
+        self.pre, self.sock = pre, sock
+
+    def makefile(self, mode):
+        return io.BufferedReader(_Joined(self.pre, self.sock))
+
+
+@case
+def expect_100_continue():
+    data = os.urandom(2 * 1000 * 1000)
+    # over the limit: refused at once, without asking for the body
+    big = MAX_BLOB + 10
+    first, r = expect_continue("POST", b"", {"Content-Length": str(big)})
+    check(first is not None and first.split(" ")[1:2] != ["100"],
+          f"a body over max_blob_bytes with Expect: 100-continue: first answer {first!r}")
+    assert_problem(r, 413, "too-large")
+    # within the limit: '100 Continue' (RFC 9110 10.1.1), else clients such as curl
+    # wait (1 s) and strict ones hang before sending the body
+    first, r = expect_continue("PUT", data)
+    uploaded(r, data)
+    check(first is not None and first.split(" ")[1:2] == ["100"],
+          f"interim answer to Expect: 100-continue within 1 s: {first!r} (the upload itself "
+          f"worked once the body was sent without it)")
+
+
+@case
+def head_of_a_blob():
+    c = S["c"]
+    data, sha = S["small"]
+    r = c.request("HEAD", "/v1/blobs/" + sha)
+    assert_status(r, 200)
+    eq(r.body, b"", "HEAD has no body")
+    eq(r.header("Content-Length"), str(len(data)), "HEAD Content-Length")
+    r = c.request("HEAD", "/v1/blobs/" + "0" * 64)
+    assert_status(r, 404)
 
 
 @case

@@ -405,6 +405,94 @@ def traceparent_header_copied():
     check(e.get("trace") is None, f"no traceparent, no trace: {e}")
 
 
+@case
+def concurrent_posts_of_one_key_make_one_row():
+    import threading
+    c = S["main"]
+    for rnd in range(10):
+        n = 10
+        barrier = threading.Barrier(n)
+        out = [None] * n
+
+        def worker(i, rnd=rnd):
+            evs = [custom("custom.race", T0_S + rnd, {"r": rnd, "who": i}, key=f"race-{rnd}")]
+            if i % 2:  # no key: the derived key races too
+                evs.append(custom("custom.race2", T0_S + rnd, {"r": rnd}))
+            barrier.wait()
+            try:
+                out[i] = c.post_events(evs)
+            except Exception as e:  # noqa: BLE001
+                out[i] = e
+
+        ts = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        for o in out:
+            check(isinstance(o, T.Resp) and o.status == 200, f"round {rnd}: {o!r}")
+        first = [results_of(o)[0] for o in out]
+        eq(sorted(it["status"] for it in first), ["duplicate"] * (n - 1) + ["stored"],
+           f"round {rnd}: statuses for one key posted {n} times at once")
+        eq(len({it["id"] for it in first}), 1, f"round {rnd}: ids for one key")
+        second = [results_of(o)[1] for o in out if len(results_of(o)) > 1]
+        eq(sorted(it["status"] for it in second), ["duplicate"] * 4 + ["stored"],
+           f"round {rnd}: statuses for one derived key")
+        eq(len({it["id"] for it in second}), 1, f"round {rnd}: ids for one derived key")
+    eq(c.count({"stream": "custom.race"}, path="/v1/events"), 10, "rows of custom.race")
+    eq(c.count({"stream": "custom.race2"}, path="/v1/events"), 10, "rows of custom.race2")
+
+
+@case
+def times_before_1970_and_far_ahead():
+    c = S["main"]
+    evs = [custom("custom.old", "1678-01-01T00:00:00Z", {}, key="old-min"),
+           custom("custom.old", -1, {}, key="old-neg-int"),
+           custom("custom.old", "1969-12-31T23:59:59.5Z", {}, key="old-neg-frac"),
+           custom("custom.old", 0, {}, key="old-zero"),
+           custom("custom.old", "2261-12-31T23:59:59.999999999Z", {}, key="old-max")]
+    res = stored_ok(c.post_events(evs), 5)
+    want = {"old-min": -9214560000000000000, "old-neg-int": -NS, "old-neg-frac": -NS // 2,
+            "old-zero": 0, "old-max": 9214646399999999999}
+    for it in res:
+        eq(c.get(f"/v1/events/{it['id']}").json["ts_ns"], want[it["key"]], f"ts_ns of {it['key']}")
+    got, _ = c.list_all(params={"stream": "custom.old"}, limit=2)
+    eq([e["key"] for e in got], sorted(want, key=want.get), "asc order across 1970, limit 2")
+    got, _ = c.list_all(params={"stream": "custom.old", "order": "desc"}, limit=2)
+    eq([e["key"] for e in got], sorted(want, key=want.get, reverse=True), "desc order")
+    got, _ = c.list_all(params={"stream": "custom.old", "from": "1969-12-31T23:59:59Z", "to": 0})
+    eq([e["key"] for e in got], ["old-neg-int", "old-neg-frac"], "window before 1970")
+    s = {x["name"]: x for x in c.get("/v1/streams").json["streams"]}["custom.old"]
+    eq((s["count"], s["first_ns"], s["last_ns"]), (5, want["old-min"], want["old-max"]),
+       "streams first/last")
+    # a stream whose only event is at the epoch itself still has a first and a last
+    stored_ok(c.post_events([custom("custom.epoch", 0, {}, key="epoch-0")]), 1)
+    s = {x["name"]: x for x in c.get("/v1/streams").json["streams"]}["custom.epoch"]
+    eq((s["count"], s.get("first_ns"), s.get("last_ns")), (1, 0, 0),
+       "an event at 1970-01-01T00:00:00Z: first_ns/last_ns")
+    check(isinstance(s.get("first"), str) and s["first"].startswith("1970-01-01T00:00:00"),
+          f"first of the epoch event: {s.get('first')!r}")
+
+
+@case
+def payloads_round_trip_exactly():
+    c = S["main"]
+    payload = {"emoji": "\U0001F600 \u00e9 \u4e2d\u6587", "esc": "q\" b\\ nl\n tab\t \u0001",
+               "big": 9223372036854775807, "neg": -9223372036854775808, "f": 0.1,
+               "tiny": 1e-300, "huge": 1.7976931348623157e308, "": "empty key",
+               "nested": {"a": [1, {"b": None}], "t": True, "f": False, "arr": []},
+               "uni\u00e9": 1}
+    r = c.post_events([custom("custom.uni", T0_S, payload, key="uni-\u00e9-\U0001F600",
+                              source="s\u00f6urce")])
+    it = stored_ok(r, 1)[0]
+    eq(it["key"], "uni-\u00e9-\U0001F600", "unicode key in the answer")
+    e = c.get(f"/v1/events/{it['id']}").json
+    eq(e["payload"], payload, "payload read back")
+    eq((e["key"], e["source"]), ("uni-\u00e9-\U0001F600", "s\u00f6urce"), "key and source")
+    got, _ = c.list_all(params={"source": "s\u00f6urce"})
+    eq([x["key"] for x in got], ["uni-\u00e9-\U0001F600"], "source filter with unicode")
+
+
 # ---------------------------------------------------------------- streams
 
 @case
@@ -492,6 +580,14 @@ def cli_ingest_events_streams():
         json.dump([hr(T0_S, "x", key="cli-bad")], f)
     p = d.am("ingest", bad, env={"AM_TOKEN": tok}, check_rc=False)
     check(p.returncode != 0, f"am ingest of a rejected event exits non-zero: {p.returncode}")
+    # the URL from --url or AM_URL instead of DIR/amd.url; time filters
+    p = T.run_am(["--url", d.url(), "--token", tok, "events", "--json", "--stream", "custom.cli",
+                  "--from", str(T0_S + 3), "--to", iso((T0_S + 6) * NS)])
+    got = json.loads(p.stdout)["events"]
+    eq(sorted(e["key"] for e in got), ["cli-3", "cli-4", "cli-5"], "am --url events --from --to")
+    p = T.run_am(["events", "--json", "--stream", "custom.cli", "--limit", "2"],
+                 env={"AM_URL": d.url(), "AM_TOKEN": tok})
+    eq(len(json.loads(p.stdout)["events"]), 2, "am events --limit 2 via AM_URL")
     # no token: fails
     p = d.am("events", check_rc=False)
     check(p.returncode != 0, "am events without a token fails")
