@@ -103,13 +103,8 @@ void http_blob_get(struct am_http *h, struct mg_connection *c, const struct am_a
         if (start >= info.size) {
             char cr[64];
             snprintf(cr, sizeof cr, "bytes */%lld", (long long)info.size);
-            if (h->srv->metrics)
-                am_metrics_http(h->srv->metrics, 416);
-            mg_response_header_start(c, 416);
-            mg_response_header_add(c, "Content-Range", cr, -1);
-            mg_response_header_add(c, "Content-Type", "application/problem+json", -1);
-            mg_response_header_add(c, "Content-Length", "0", -1);
-            mg_response_header_send(c);
+            http_problem_header(c, 416, "range-not-satisfiable", "Content-Range", cr,
+                                "the range starts past the end of the blob");
             return;
         }
     }

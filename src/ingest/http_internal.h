@@ -38,6 +38,9 @@ void http_problem(struct mg_connection *c, int status, const char *type, const c
 /* Same, with extra members merged into the problem object (consumed). */
 void http_problem_with(struct mg_connection *c, int status, const char *type, json_t *extra,
                        const char *detail);
+/* Same, with one extra response header (Retry-After, Content-Range). */
+void http_problem_header(struct mg_connection *c, int status, const char *type,
+                         const char *header, const char *value, const char *detail);
 /* Sends a JSON body; consumes body. */
 void http_json(struct mg_connection *c, int status, json_t *body);
 void http_text(struct mg_connection *c, int status, const char *content_type, const char *body,

@@ -91,6 +91,12 @@ void http_problem(struct mg_connection *c, int status, const char *type, const c
     send_json(c, status, "application/problem+json", problem(status, type, detail), NULL, NULL);
 }
 
+void http_problem_header(struct mg_connection *c, int status, const char *type,
+                         const char *header, const char *value, const char *detail) {
+    send_json(c, status, "application/problem+json", problem(status, type, detail), header,
+              value);
+}
+
 static void problem_retry(struct mg_connection *c, int retry_after_s) {
     char ra[16];
     snprintf(ra, sizeof ra, "%d", retry_after_s);
