@@ -28,6 +28,7 @@ void http_blob_put(struct am_http *h, struct mg_connection *c, const struct am_a
                      ri->content_length, (long long)cfg->max_blob_bytes);
         return;
     }
+    http_continue(c);
     struct am_blob_upload *u = NULL;
     am_rc rc = am_blob_upload_begin(cfg->data_dir, cfg->max_blob_bytes, &u);
     if (rc) {

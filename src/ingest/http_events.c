@@ -255,7 +255,7 @@ void http_event_get(struct am_http *h, struct mg_connection *c, const struct am_
 
 static int set_time(json_t *o, const char *name, const char *name_ns, int64_t ts) {
     char buf[48];
-    if (ts == AM_TS_NONE || ts == 0)
+    if (ts == AM_TS_NONE)
         return json_object_set_new(o, name, json_null()) ||
                json_object_set_new(o, name_ns, json_null());
     am_time_format(ts, buf, sizeof buf);

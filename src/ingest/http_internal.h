@@ -53,6 +53,9 @@ int http_auth(struct am_http *h, struct mg_connection *c, unsigned scope, int al
 /* Token check without answering: AM_EDENIED / AM_OK. */
 am_rc http_auth_token(struct am_http *h, const char *token, struct am_auth *out);
 
+/* Sends the interim "100 Continue" when the client waits for it (after the checks
+ * that could refuse the request). */
+void http_continue(struct mg_connection *c);
 /* Reads the whole body up to max_bytes; answers 413 itself and returns 0 when over. */
 int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out);
 /* A query-string parameter, URL-decoded: 1 present, 0 absent, -1 longer than out. */

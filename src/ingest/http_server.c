@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *status_title(int status) {
     switch (status) {
@@ -113,6 +114,15 @@ int http_param(struct mg_connection *c, const char *name, char *out, size_t out_
     return n >= 0 ? 1 : n == -2 ? -1 : 0;
 }
 
+void http_continue(struct mg_connection *c) {
+    const char *expect = mg_get_header(c, "Expect");
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    /* CivetWeb answers "Expect: 100-continue" only for its own file handlers. */
+    if (expect && strcasecmp(expect, "100-continue") == 0 && ri->http_version &&
+        strcmp(ri->http_version, "1.0") != 0)
+        mg_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
 int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out) {
     const struct mg_request_info *ri = mg_get_request_info(c);
     if (ri->content_length > 0 && (unsigned long long)ri->content_length > max_bytes) {
@@ -120,6 +130,7 @@ int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out
                      ri->content_length, max_bytes);
         return 0;
     }
+    http_continue(c);
     am_buf_init(out, max_bytes);
     /* Worker stacks are small: buffers live on the heap. */
     char *chunk = am_malloc(65536);
