@@ -117,10 +117,11 @@ int http_param(struct mg_connection *c, const char *name, char *out, size_t out_
 void http_continue(struct mg_connection *c) {
     const char *expect = mg_get_header(c, "Expect");
     const struct mg_request_info *ri = mg_get_request_info(c);
-    /* CivetWeb answers "Expect: 100-continue" only for its own file handlers. */
-    if (expect && strcasecmp(expect, "100-continue") == 0 && ri->http_version &&
-        strcmp(ri->http_version, "1.0") != 0)
-        mg_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    /* CivetWeb answers "Expect: 100-continue" only for its own file handlers, and a
+     * raw interim write here makes it drop the final status line; so no interim answer
+     * is sent: clients (curl) send the body after a 1 s wait. Known limitation. */
+    (void)expect;
+    (void)ri;
 }
 
 int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out) {
