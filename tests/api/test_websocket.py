@@ -270,5 +270,102 @@ def ack_is_durable_across_kill9():
         eq(e["id"], res[e["key"]]["id"], "id survives")
 
 
+def fresh_daemon(name):
+    d = env.daemon(name)
+    d.user_add("u1")
+    d.user_add("u2")
+    toks = (d.token("u1"), d.token("u2"))
+    d.start()
+    return d, toks
+
+
+def http_still_answers(d, tok, what):
+    """/healthz and an ingest answer within 5 s."""
+    c = d.client(tok)
+    try:
+        r = c.get("/healthz", auth=False, timeout=5)
+        assert_status(r, 200)
+        r = c.post_events([custom("custom.alive", T0, {}, key=T.rand_key("alive"))], timeout=5)
+        assert_status(r, 200)
+    except OSError as e:
+        raise AssertionError(f"{what}: amd does not answer HTTP within 5 s ({e!r})") from None
+
+
+def open_many(d, n, **kw):
+    socks, failed = [], 0
+    for _ in range(n):
+        try:
+            socks.append(T.ws_connect(d, timeout=3, **kw))
+        except Exception:  # noqa: BLE001 - a refused or timed-out handshake
+            failed += 1
+            if failed >= 2:  # the server is saturated; waiting on more tells nothing
+                failed += n - len(socks) - failed
+                break
+    return socks, failed
+
+
+@case
+def unauthenticated_websockets_do_not_hold_the_server():
+    d, (tok, _) = fresh_daemon("ws-unauth")
+    socks = []
+    try:
+        # 40 clients with a bad token or none, which never answer the close
+        a, _ = open_many(d, 20, token="bad-token-0123456789")
+        b, _ = open_many(d, 20)
+        socks = a + b
+        time.sleep(1.0)
+        http_still_answers(d, tok, f"{len(socks)} unauthenticated WebSockets left open")
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
+
+
+@case
+def many_open_websockets_do_not_block_http():
+    d, (tok, _) = fresh_daemon("ws-many")
+    socks = []
+    try:
+        socks, failed = open_many(d, 40, token=tok)
+        http_still_answers(d, tok, f"{len(socks)} idle authenticated WebSockets open "
+                                   f"({failed} handshakes failed)")
+        eq(failed, 0, "WebSocket handshakes that failed or timed out (of 40)")
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
+
+
+@case
+def stalled_subscriber_does_not_starve_other_users():
+    d, (tok1, tok2) = fresh_daemon("ws-stall")
+    c1, c2 = d.client(tok1), d.client(tok2)
+    stalled = connect_to(d, tok1)
+    other = connect_to(d, tok2)
+    try:
+        for ws in (stalled, other):
+            ws.send('{"type":"subscribe"}')
+            T.ws_wait(ws, lambda m: m.get("type") == "subscribed", what="subscribed")
+        # user 1's subscriber stops reading; user 1 keeps ingesting (~24 MB of live events)
+        pad = "x" * 2000
+        for b in range(24):
+            r = c1.post_events([custom("custom.flood", T0 + b * 500 + i, {"pad": pad},
+                                       key=f"flood-{b}-{i}") for i in range(500)], timeout=30)
+            assert_status(r, 200)
+        r = c2.post_events([custom("custom.other", T0, {}, key="other-1")])
+        assert_status(r, 200)
+        m, _ = T.ws_wait(other, lambda m: m.get("type") == "event", timeout=5,
+                         what="user 2's live event while user 1's subscriber is stalled")
+        eq(m["event"]["key"], "other-1", "user 2's live event")
+    finally:
+        stalled.close()
+        other.close()
+        d.stop()
+
+
+def connect_to(d, tok):
+    return T.ws_connect(d, token=tok)
+
+
 if __name__ == "__main__":
     T.main(setup, env=env, watchdog_s=300)
