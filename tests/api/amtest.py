@@ -260,6 +260,33 @@ def raw_request(port, method, path, headers, body_chunks, total_len=None, chunke
         s.close()
 
 
+def send_truncated(port, method, path, headers, body, declared_len, timeout=5):
+    """A request whose body is shorter than its Content-Length: the client sends what it
+    has, then half-closes (its connection dropped). Returns the answer's status (int),
+    or None when the server answered nothing (or only part of a status line)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}",
+                f"Content-Length: {declared_len}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        time.sleep(0.2)
+        s.shutdown(socket.SHUT_WR)
+        buf = b""
+        try:
+            while b"\r\n" not in buf:
+                chunk = s.recv(1024)
+                if not chunk:
+                    break
+                buf += chunk
+        except OSError:
+            pass
+        m = re.match(rb"HTTP/1\.[01] (\d{3})", buf)
+        return int(m.group(1)) if m else None
+    finally:
+        s.close()
+
+
 def gen_chunks(data_or_size, chunk=65536, seed=1):
     """Yields bytes: the given data in pieces, or size random-ish bytes."""
     if isinstance(data_or_size, (bytes, bytearray)):

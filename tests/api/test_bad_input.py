@@ -306,6 +306,26 @@ def ndjson_with_one_bad_line_stores_nothing():
 
 
 @case
+def truncated_bodies_store_nothing():
+    """A body shorter than its Content-Length is an incomplete request (the client's
+    connection dropped): nothing of it may be stored, and it is not acknowledged."""
+    c, d = S["c"], S["d"]
+    hdrs = {"Authorization": "Bearer " + c.token}
+    nd = "".join(json.dumps(custom("custom.trunc", T0 + i, {}, key=f"trunc-nd-{i}")) + "\n"
+                 for i in range(5)).encode()
+    arr = json.dumps([custom("custom.trunc", T0, {}, key="trunc-arr-0")]).encode()
+    with Unchanged():
+        for ct, body in (("application/x-ndjson", nd), ("application/json", arr)):
+            st = T.send_truncated(d.port, "POST", "/v1/events", dict(hdrs, **{"Content-Type": ct}),
+                                  body, len(body) + 1000)
+            check(st is None or st >= 400,
+                  f"{ct}: body of {len(body)} bytes with Content-Length {len(body) + 1000} "
+                  f"then EOF: answered {st} (acknowledged an incomplete request)")
+    got, _ = c.list_all(params={"stream": "custom.trunc"})
+    eq(got, [], "events stored from truncated requests")
+
+
+@case
 def unsupported_content_type_is_415():
     c = S["c"]
     body = json.dumps([custom("custom.ct", T0, {}, key="ct-1")])
