@@ -41,10 +41,12 @@ void http_blob_put(struct am_http *h, struct mg_connection *c, const struct am_a
         http_problem(c, 503, "unavailable", "out of memory");
         return;
     }
+    long long received = 0;
     for (;;) {
         int n = mg_read(c, chunk, 65536);
         if (n <= 0)
             break;
+        received += n;
         rc = am_blob_upload_write(u, chunk, (size_t)n);
         if (rc) {
             am_free(chunk);
@@ -58,6 +60,11 @@ void http_blob_put(struct am_http *h, struct mg_connection *c, const struct am_a
         }
     }
     am_free(chunk);
+    if (ri->content_length >= 0 && received != ri->content_length) {
+        am_blob_upload_abort(u); /* the client went away mid-body */
+        http_problem(c, 400, "malformed", "body shorter than its Content-Length");
+        return;
+    }
     struct am_blob_info info;
     memset(&info, 0, sizeof info);
     rc = am_blob_upload_finish(u, expect[0] ? expect : NULL, &info);

@@ -158,6 +158,12 @@ int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out
         }
     }
     am_free(chunk);
+    if (ri->content_length >= 0 && out->len != (size_t)ri->content_length) {
+        /* The client went away mid-body: nothing of it may be stored. */
+        am_buf_free(out);
+        http_problem(c, 400, "malformed", "body shorter than its Content-Length");
+        return 0;
+    }
     if (!out->data && am_buf_append(out, "", 0) != AM_OK) {
         http_problem(c, 500, "internal", "out of memory reading the body");
         return 0;
