@@ -3,6 +3,7 @@ times and names, limits (413/400 too-deep), content types, auth and scopes, rate
 Every error is application/problem+json; nothing partial is ever stored; amd survives."""
 
 import json
+import os
 import time
 
 import amtest as T
@@ -25,6 +26,7 @@ def setup():
     S["c"] = d.client(d.token("eve", "ingest,read"))
     S["ro"] = d.client(d.token("eve", "read"))
     S["wo"] = d.client(d.token("eve", "ingest"))
+    S["revokee"] = d.client(d.token("eve", "ingest,read", label="revoke-me"))
     d.start()
     S["expected"] = 0  # events this file means to have stored
 
@@ -362,8 +364,52 @@ def missing_or_garbage_token_is_401():
         # the token in the query string is for WebSockets only
         r = c.request("GET", "/v1/events", params={"token": c.token}, auth=False)
         assert_problem(r, 401, "unauthorized")
-    # revocation: the CLI has no revoke command (docs/api.md lists none), so a revoked
-    # token cannot be made from here; unknown tokens are covered above.
+
+
+@case
+def revoked_token_is_401():
+    """The CLI has no revoke command (docs/api.md lists none), so the token is revoked in
+    the database the way an admin tool would, while amd runs."""
+    import sqlite3
+    c = S["revokee"]
+    assert_status(c.get("/v1/events"), 200)
+    db = os.path.join(S["d"].data_dir, "am.db")
+    if not os.path.exists(db):
+        raise T.Skip("no DIR/am.db to revoke a token in")
+    con = sqlite3.connect(db, timeout=10)
+    try:
+        cols = {r[1] for r in con.execute("PRAGMA table_info(tokens)")}
+        if not {"label", "revoked_ns"} <= cols:
+            raise T.Skip(f"tokens table has no label/revoked_ns columns: {sorted(cols)}")
+        with con:
+            n = con.execute("UPDATE tokens SET revoked_ns = ? WHERE label = 'revoke-me'",
+                            (time.time_ns(),)).rowcount
+        eq(n, 1, "tokens revoked")
+    finally:
+        con.close()
+    deadline = time.monotonic() + 5
+    while True:
+        r = c.get("/v1/events")
+        if r.status != 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert_problem(r, 401, "unauthorized")
+    with Unchanged():
+        assert_problem(c.post_events([custom("custom.revoked", T0, {}, key="rev-1")]), 401,
+                       "unauthorized")
+    assert_problem(c.post("/v1/blobs", b"x", ctype="application/octet-stream"), 401,
+                   "unauthorized")
+    import websocket
+    try:
+        ws = T.ws_connect(S["d"], token=c.token)
+    except websocket.WebSocketBadStatusException:
+        return
+    try:
+        m = T.ws_recv(ws, 5)
+        check(m is not None and m.get("type") == "error" and m.get("status") == 401,
+              f"revoked token on a WebSocket: first frame {m}")
+    finally:
+        ws.close()
 
 
 @case
