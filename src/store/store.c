@@ -5,24 +5,32 @@
 #include <string.h>
 
 am_rc am_store_open(struct am_store *s, const char *backend, const struct am_store_config *cfg) {
+    static const struct am_store_ops *const backends[] = {&am_store_sqlite_ops};
     s->ops = NULL;
     s->impl = NULL;
-    if (strcmp(backend, "sqlite") == 0)
-        s->ops = &am_store_sqlite_ops;
-    else
+    for (size_t i = 0; backend && i < sizeof backends / sizeof backends[0]; i++)
+        if (strcmp(backend, backends[i]->name) == 0)
+            s->ops = backends[i];
+    if (!s->ops)
         return AM_EINVAL;
-    return s->ops->open(cfg, &s->impl);
+    am_rc rc = s->ops->open(cfg, &s->impl);
+    if (rc != AM_OK)
+        s->ops = NULL;
+    return rc;
 }
 
 void am_store_close(struct am_store *s) {
-    if (s->ops && s->impl)
+    if (s && s->ops && s->impl)
         s->ops->close(s->impl);
-    s->impl = NULL;
+    if (s) {
+        s->ops = NULL;
+        s->impl = NULL;
+    }
 }
 
 unsigned am_scopes_parse(const char *s) {
     unsigned out = 0;
-    while (*s) {
+    while (s && *s) {
         size_t n = strcspn(s, ",");
         if (n == 6 && !strncmp(s, "ingest", 6))
             out |= AM_SCOPE_INGEST;

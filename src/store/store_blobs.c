@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@ struct am_blob_upload {
     char tmp_path[600];
     int fd;
     int64_t size, max_bytes;
+    am_rc failed; /* a write failed: the upload can only be aborted (finish says why) */
     struct am_sha256 hash;
 };
 
@@ -36,14 +38,18 @@ static int ensure_dir(const char *dir, const char *parent) {
     return errno == EEXIST ? 0 : -1;
 }
 
-am_rc am_blob_upload_begin(const char *data_dir, int64_t max_bytes,
-                           struct am_blob_upload **out) {
+am_rc am_blob_upload_begin(const char *data_dir, int64_t max_bytes, struct am_blob_upload **out) {
     char dir[600];
     *out = NULL;
     struct am_blob_upload *u = am_calloc(1, sizeof *u);
     if (!u)
         return AM_ENOMEM;
-    snprintf(u->data_dir, sizeof u->data_dir, "%s", data_dir);
+    u->fd = -1;
+    int len = snprintf(u->data_dir, sizeof u->data_dir, "%s", data_dir);
+    if (len < 0 || (size_t)len >= sizeof u->data_dir) {
+        am_free(u);
+        return AM_EINVAL;
+    }
     snprintf(dir, sizeof dir, "%s/tmp", data_dir);
     if (ensure_dir(dir, data_dir) != 0)
         goto fail;
@@ -61,9 +67,20 @@ fail:
     return AM_EIO;
 }
 
+/* Stops an upload that cannot succeed; its temporary file goes at once. */
+static am_rc upload_fail(struct am_blob_upload *u, am_rc rc) {
+    if (!u->failed) {
+        u->failed = rc;
+        unlink(u->tmp_path);
+    }
+    return rc;
+}
+
 am_rc am_blob_upload_write(struct am_blob_upload *u, const void *data, size_t len) {
-    if (u->size + (int64_t)len > u->max_bytes)
-        return AM_ELIMIT;
+    if (u->failed)
+        return u->failed;
+    if (len > (size_t)(u->max_bytes - u->size))
+        return upload_fail(u, AM_ELIMIT);
     const char *p = data;
     size_t left = len;
     while (left) {
@@ -71,7 +88,8 @@ am_rc am_blob_upload_write(struct am_blob_upload *u, const void *data, size_t le
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return AM_EIO;
+            am_error("blob: writing %s: %s", u->tmp_path, strerror(errno));
+            return upload_fail(u, AM_EIO);
         }
         p += n;
         left -= (size_t)n;
@@ -85,7 +103,8 @@ void am_blob_upload_abort(struct am_blob_upload *u) {
     if (!u)
         return;
     close(u->fd);
-    unlink(u->tmp_path);
+    if (!u->failed)
+        unlink(u->tmp_path);
     am_free(u);
 }
 
@@ -140,11 +159,17 @@ am_rc am_blob_upload_finish(struct am_blob_upload *u, const char *expected_sha25
     am_hex(d, 32, info->sha256);
     info->size = u->size;
     info->created_ns = am_now_ns();
-    if (expected_sha256 && strcmp(expected_sha256, info->sha256) != 0) {
+    if (u->failed) {
+        rc = u->failed;
+        goto fail;
+    }
+    if (expected_sha256 && (strlen(expected_sha256) != AM_BLOB_HEX ||
+                            strncasecmp(expected_sha256, info->sha256, AM_BLOB_HEX) != 0)) {
         rc = AM_EINVAL;
         goto fail;
     }
     if (fsync(u->fd) != 0) {
+        am_error("blob: fsync %s: %s", u->tmp_path, strerror(errno));
         rc = AM_EIO;
         goto fail;
     }
@@ -153,14 +178,16 @@ am_rc am_blob_upload_finish(struct am_blob_upload *u, const char *expected_sha25
     snprintf(sub, sizeof sub, "%s/%.2s", blobs, info->sha256);
     snprintf(final_path, sizeof final_path, "%s/%s", sub, info->sha256);
     if (ensure_dir(blobs, u->data_dir) != 0 || ensure_dir(sub, blobs) != 0) {
+        am_error("blob: cannot create %s: %s", sub, strerror(errno));
         rc = AM_EIO;
         goto fail;
     }
     struct stat st;
-    if (stat(final_path, &st) == 0 && st.st_size == u->size) {
+    if (stat(final_path, &st) == 0 && st.st_size == u->size)
         goto fail; /* the same content is already in place: drop the copy, rc stays OK */
-    }
+    /* A file of another size under this name is a torn copy: the rename replaces it. */
     if (rename(u->tmp_path, final_path) != 0 || fsync_dir(sub) != 0) {
+        am_error("blob: cannot move %s into place: %s", final_path, strerror(errno));
         rc = AM_EIO;
         goto fail;
     }
@@ -168,9 +195,7 @@ am_rc am_blob_upload_finish(struct am_blob_upload *u, const char *expected_sha25
     am_free(u);
     return AM_OK;
 fail:
-    close(u->fd);
-    unlink(u->tmp_path);
-    am_free(u);
+    am_blob_upload_abort(u);
     return rc;
 }
 

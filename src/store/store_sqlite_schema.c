@@ -1,5 +1,7 @@
 /* store_sqlite_schema.c — the SQLite schema as versioned migrations (PRAGMA
- * user_version). New features append a migration; nothing edits an old one. */
+ * user_version). New features append a migration to the array; nothing edits an old
+ * one. All pending migrations run in one transaction at open. Every table holding
+ * user data has user_id, and every statement on it says user_id = ?. */
 #include "store_sqlite.h"
 
 #include <stdio.h>
@@ -34,35 +36,40 @@ static const char *const migrations[] = {
 
 am_rc sq_migrate(sqlite3 *db) {
     sqlite3_stmt *st = NULL;
-    int version = 0;
+    int version = 0, rc;
     char *err = NULL;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return AM_EIO;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    /* IMMEDIATE: two processes opening a new database at once must not both migrate. */
+    if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
         goto fail;
-    if (sqlite3_step(st) == SQLITE_ROW)
+    if ((rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL)) != SQLITE_OK)
+        goto fail;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        goto fail;
     if (version > N_MIGRATIONS) {
         am_error("store: database schema %d is newer than this amd (%d)", version, N_MIGRATIONS);
+        rc = SQLITE_ERROR;
         goto fail;
     }
     for (int v = version; v < N_MIGRATIONS; v++) {
-        if (sqlite3_exec(db, migrations[v], NULL, NULL, &err) != SQLITE_OK) {
-            am_error("store: migration %d: %s", v + 1, err ? err : "?");
+        if ((rc = sqlite3_exec(db, migrations[v], NULL, NULL, &err)) != SQLITE_OK) {
+            am_error("store: migration %d: %s", v + 1, err ? err : sqlite3_errstr(rc));
             sqlite3_free(err);
             goto fail;
         }
         char pragma[64];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-        if (sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK)
+        if ((rc = sqlite3_exec(db, pragma, NULL, NULL, NULL)) != SQLITE_OK)
             goto fail;
         am_info("store: schema migrated to version %d", v + 1);
     }
-    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
         goto fail;
     return AM_OK;
 fail:
-    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return AM_EIO;
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return sq_rc(rc) == AM_OK ? AM_EIO : sq_rc(rc);
 }
