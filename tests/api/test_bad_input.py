@@ -477,6 +477,43 @@ def overlong_query_parameters_are_not_ignored():
 
 
 @case
+def keep_alive_survives_refused_bodies():
+    """Answers given before reading the body (401, 403, 405, 415, 400) must not leave the
+    body on a keep-alive connection to be read as the next request."""
+    import http.client
+    c, d = S["c"], S["d"]
+    smuggled = b"GET /v1/streams HTTP/1.1\r\nHost: x\r\n\r\n"
+    tok, ro = c.token, S["ro"].token
+    steps = [
+        ("POST", "/v1/events", smuggled, {"Authorization": "Bearer garbage-token-1234",
+                                          "Content-Type": "application/json"}, 401),
+        ("POST", "/v1/events", smuggled, {"Authorization": "Bearer " + ro,
+                                          "Content-Type": "application/json"}, 403),
+        ("POST", "/v1/events", smuggled, {"Authorization": "Bearer " + tok,
+                                          "Content-Type": "text/plain"}, 415),
+        ("DELETE", "/v1/events", smuggled, {"Authorization": "Bearer " + tok}, 405),
+        ("POST", "/v1/blobs", smuggled, {"Authorization": "Bearer " + ro}, 403),
+        ("POST", "/v1/blobs?sha256=zz", smuggled, {"Authorization": "Bearer " + tok}, 400),
+        ("POST", "/v1/events", b"x" * 100, {"Authorization": "Bearer " + tok,
+                                            "Content-Type": "application/json"}, 400),
+    ]
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    try:
+        with Unchanged():
+            for method, path, body, hdrs, want in steps:
+                conn.request(method, path, body=body, headers=hdrs)
+                r = conn.getresponse()
+                r.read()
+                eq(r.status, want, f"{method} {path} on a kept-alive connection")
+                conn.request("GET", "/healthz")
+                r = conn.getresponse()
+                eq((r.status, r.read()), (200, b"ok\n"),
+                   f"the next request after {method} {path} ({want}) on the same connection")
+    finally:
+        conn.close()
+
+
+@case
 def rate_limit_is_429_with_retry_after():
     d = env.daemon("ratelimited", settings={"AM_RATE_LIMIT_PER_S": 5, "AM_RATE_LIMIT_BURST": 5})
     d.user_add("rl")

@@ -493,6 +493,26 @@ def payloads_round_trip_exactly():
     eq([x["key"] for x in got], ["uni-\u00e9-\U0001F600"], "source filter with unicode")
 
 
+@case
+def default_limits_batch_and_payload():
+    c = S["pag"]
+    evs = [custom("custom.bulk", T0_S + i, {"i": i}, key=f"bulk-{i}") for i in range(10001)]
+    assert_problem(c.post_ndjson(evs), 413, "too-large")
+    r = c.post_ndjson(evs[:10000], timeout=120)
+    assert_status(r, 200)
+    eq(r.json["stored"], 10000, "10000 events (the default max_batch_events) in one request")
+    eq(c.count({"stream": "custom.bulk"}, path="/v1/events"), 10000, "rows")
+    # payloads: 256 KiB by default (max_payload_bytes)
+    big = {"text": "y" * 300_000}
+    ok = {"text": "y" * 200_000}
+    r = c.post_events([custom("custom.bigpayload", T0_S, big, key="bp-big"),
+                       custom("custom.bigpayload", T0_S, ok, key="bp-ok")])
+    assert_status(r, 207)
+    eq([it["status"] for it in results_of(r)], ["rejected", "stored"], "payload sizes")
+    e = c.get(f"/v1/events/{results_of(r)[1]['id']}").json
+    eq(len(e["payload"]["text"]), 200_000, "200 kB payload read back")
+
+
 # ---------------------------------------------------------------- streams
 
 @case
