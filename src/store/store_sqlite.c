@@ -162,8 +162,9 @@ fail:
     return rc;
 }
 
-/* Pending writes are committed first: the writer leaves only with an empty queue,
- * and writes submitted after this started get AM_ECLOSED. */
+/* Pending writes are committed first: the writer leaves only with an empty queue, and
+ * their callers have returned before anything is freed. Writes submitted after this
+ * started get AM_ECLOSED; none may start after it returned. */
 static void sq_close(void *impl) {
     struct sq *s = impl;
     if (!s)
@@ -173,6 +174,11 @@ static void sq_close(void *impl) {
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->writer, NULL);
+    /* Callers woken by the last commit may not have left sq_submit yet. */
+    pthread_mutex_lock(&s->lock);
+    while (s->callers > 0)
+        pthread_cond_wait(&s->done, &s->lock);
+    pthread_mutex_unlock(&s->lock);
     sq_free(s);
 }
 
@@ -190,9 +196,12 @@ am_rc sq_submit(struct sq *s, struct sq_req *r) {
         s->head = r;
     s->tail = r;
     s->stats.queue_depth++;
+    s->callers++;
     pthread_cond_signal(&s->work);
     while (!r->done)
         pthread_cond_wait(&s->done, &s->lock);
+    if (--s->callers == 0 && s->stopping)
+        pthread_cond_broadcast(&s->done); /* close is waiting for the last of us */
     pthread_mutex_unlock(&s->lock);
     return r->rc;
 }

@@ -54,6 +54,7 @@ struct sq {
     pthread_cond_t work;  /* the writer waits for requests */
     pthread_cond_t done;  /* appenders wait for their commit */
     struct sq_req *head, *tail;
+    int callers; /* threads inside sq_submit: close waits until they have left */
     int stopping;
     struct am_store_stats stats;
     /* readers */

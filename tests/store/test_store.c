@@ -501,6 +501,70 @@ static void test_second_process(const char *self, int64_t busy_user) {
     am_event_list_free(&l);
 }
 
+/* ---------------------------------------------------------------- close */
+
+#define DRAIN_THREADS 8
+
+struct drain_arg {
+    int64_t user;
+    int i;
+    am_rc rc;
+};
+
+static void *drain_main(void *p) {
+    struct drain_arg *a = p;
+    struct am_event e;
+    struct am_item_result r;
+    char key[32];
+    snprintf(key, sizeof key, "drain-%d", a->i);
+    ev_init(&e, "custom.drain", "t", T0 + a->i, key, "{}");
+    a->rc = OPS->append(S, a->user, &e, 1, &r);
+    am_event_clear(&e);
+    return NULL;
+}
+
+static void *rollback_later(void *db) {
+    usleep(100 * 1000);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return NULL;
+}
+
+/* Close while appends wait: each is committed (not lost, not failed) before close
+ * returns. Another connection holds the write lock meanwhile, so the writer is stuck
+ * in its first transaction while the rest queue up behind it (one request per group). */
+static void test_close_drains(int64_t user) {
+    char path[128];
+    sqlite3 *db = NULL;
+    snprintf(path, sizeof path, "%s/am.db", dir);
+    am_store_close(&st);
+    CHECK(store_open(&st, 1, 1) == AM_OK);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK &&
+          sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    struct drain_arg a[DRAIN_THREADS];
+    pthread_t t[DRAIN_THREADS], unlocker;
+    for (int i = 0; i < DRAIN_THREADS; i++) {
+        a[i] = (struct drain_arg){user, i, AM_EINVAL};
+        pthread_create(&t[i], NULL, drain_main, &a[i]);
+    }
+    struct am_store_stats stats = {0};
+    for (int ms = 0; ms < 5000 && stats.queue_depth < DRAIN_THREADS - 1; ms++) {
+        usleep(1000);
+        OPS->stats(S, &stats);
+    }
+    CHECK(stats.queue_depth == DRAIN_THREADS - 1);
+    pthread_create(&unlocker, NULL, rollback_later, db);
+    am_store_close(&st);
+    int all_ok = 1;
+    for (int i = 0; i < DRAIN_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        all_ok &= a[i].rc == AM_OK;
+    }
+    pthread_join(unlocker, NULL);
+    sqlite3_close(db);
+    CHECK(all_ok);
+    CHECK(db_int("SELECT count(*) FROM events WHERE key LIKE 'drain-%'", NULL) == DRAIN_THREADS);
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv) {
@@ -537,6 +601,6 @@ int main(int argc, char **argv) {
     test_isolation(a, b);
     test_second_process(argv[0], b);
     test_concurrent(user_add("conny"));
-    am_store_close(&st);
+    test_close_drains(b);
     return store_test_end();
 }
