@@ -154,6 +154,8 @@ am_rc am_blob_upload_finish(struct am_blob_upload *u, const char *expected_sha25
     uint8_t d[32];
     char sub[600], final_path[700], blobs[600];
     am_rc rc = AM_OK;
+    if (!u)
+        return AM_EINVAL;
     am_sha256_final(&u->hash, d);
     memset(info, 0, sizeof *info);
     am_hex(d, 32, info->sha256);
