@@ -405,25 +405,48 @@ class Daemon:
     def start(self, timeout=30, new_port_on_fail=True):
         check(not self.alive(), "amd already running")
         check(os.path.exists(AMD), f"no amd at {AMD} (set AM_BIN_DIR)")
-        for attempt in range(3):
+        attempt = busy = 0
+        while attempt < 3:
+            attempt += 1
             self.starts += 1
             with open(self.log_path, "ab") as log:
                 log.write(f"==== start #{self.starts} on port {self.port} at {time.time():.3f}"
                           f" ====\n".encode())
                 log.flush()
-                self.proc = subprocess.Popen(self.cmd(), env=self.env(), stdout=log, stderr=log,
-                                             stdin=subprocess.DEVNULL,
-                                             cwd=self.cwd or self.root.root)
+                try:
+                    self.proc = subprocess.Popen(self.cmd(), env=self.env(), stdout=log,
+                                                 stderr=log, stdin=subprocess.DEVNULL,
+                                                 cwd=self.cwd or self.root.root)
+                except OSError as e:  # exec failed: the binary is being relinked?
+                    log.write(f"failed to execute {AMD}: {e}\n".encode())
+                    self.proc = None
+            if self.proc is None:
+                if busy < 40:
+                    busy += 1
+                    attempt -= 1
+                    time.sleep(0.5)
+                    continue
+                break
             if self.wait_healthy(timeout):
                 self.expected_running = True
                 return self
+            tail = self.log_tail(3)
+            if self.proc.poll() is not None and re.search(
+                    r"failed to execute|text file busy|exec format error", tail, re.I) and \
+                    busy < 40:
+                # the binary is being relinked (a rebuild while tests run): wait for it
+                busy += 1
+                attempt -= 1
+                time.sleep(0.5)
+                continue
             if self.proc.poll() is not None and new_port_on_fail and \
-                    re.search(r"listen|bind|address", self.log_tail(5), re.I):
+                    re.search(r"listen|bind|address", tail, re.I):
                 self.port = free_port()
                 continue
             break
         tail = self.log_tail(40)
-        self.kill9()
+        if self.proc is not None:
+            self.kill9()
         raise AssertionError(f"amd ({self.name}) did not become healthy; log tail:\n{tail}")
 
     def wait_healthy(self, timeout=30):
