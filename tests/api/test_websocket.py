@@ -3,6 +3,7 @@ key after they are durable, error frames that leave the connection usable, and l
 subscriptions (all streams or filtered)."""
 
 import json
+import os
 import time
 
 import amtest as T
@@ -268,6 +269,149 @@ def ack_is_durable_across_kill9():
     eq(sorted(e["key"] for e in got), sorted(keys), "acked events after kill -9")
     for e in got:
         eq(e["id"], res[e["key"]]["id"], "id survives")
+
+
+# ---------------------------------------------------------------- resource limits
+# Known amd bugs at the time of writing (each WebSocket holds a CivetWeb worker thread,
+# unauthenticated sockets are kept open, and the single bus dispatcher blocks on a
+# subscriber that stops reading). These cases were reverted from the default run so
+# that `make test` stays green; run them with AM_TEST_KNOWN_BUGS=1.
+KNOWN_BUGS = os.environ.get("AM_TEST_KNOWN_BUGS") == "1"
+
+
+def known_bug(fn):
+    def wrapper():
+        if not KNOWN_BUGS:
+            raise T.Skip("known amd bug; AM_TEST_KNOWN_BUGS=1 runs it")
+        fn()
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def fresh_daemon(name):
+    d = env.daemon(name)
+    d.user_add("u1")
+    d.user_add("u2")
+    toks = (d.token("u1"), d.token("u2"))
+    d.start()
+    return d, toks
+
+
+def http_still_answers(d, tok, what):
+    """/healthz and an ingest answer within 5 s."""
+    c = d.client(tok)
+    try:
+        r = c.get("/healthz", auth=False, timeout=5)
+        assert_status(r, 200)
+        r = c.post_events([custom("custom.alive", T0, {}, key=T.rand_key("alive"))], timeout=5)
+        assert_status(r, 200)
+    except OSError as e:
+        raise AssertionError(f"{what}: amd does not answer HTTP within 5 s ({e!r})") from None
+
+
+def open_many(d, n, **kw):
+    socks, failed = [], 0
+    for _ in range(n):
+        try:
+            socks.append(T.ws_connect(d, timeout=3, **kw))
+        except Exception:  # noqa: BLE001 - a refused or timed-out handshake
+            failed += 1
+            if failed >= 2:  # the server is saturated; waiting on more tells nothing
+                failed += n - len(socks) - failed
+                break
+    return socks, failed
+
+
+@case
+@known_bug
+def unauthenticated_websockets_do_not_hold_the_server():
+    d, (tok, _) = fresh_daemon("ws-unauth")
+    socks = []
+    try:
+        # 40 clients with a bad token or none, which never answer the close
+        a, _ = open_many(d, 20, token="bad-token-0123456789")
+        b, _ = open_many(d, 20)
+        socks = a + b
+        time.sleep(1.0)
+        http_still_answers(d, tok, f"{len(socks)} unauthenticated WebSockets left open")
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
+
+
+@case
+@known_bug
+def many_open_websockets_do_not_block_http():
+    d, (tok, _) = fresh_daemon("ws-many")
+    socks = []
+    try:
+        socks, failed = open_many(d, 40, token=tok)
+        http_still_answers(d, tok, f"{len(socks)} idle authenticated WebSockets open "
+                                   f"({failed} handshakes failed)")
+        eq(failed, 0, "WebSocket handshakes that failed or timed out (of 40)")
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
+
+
+@case
+@known_bug
+def stalled_subscriber_does_not_starve_other_users():
+    d, (tok1, tok2) = fresh_daemon("ws-stall")
+    c1, c2 = d.client(tok1), d.client(tok2)
+    stalled = connect_to(d, tok1)
+    other = connect_to(d, tok2)
+    try:
+        for ws in (stalled, other):
+            ws.send('{"type":"subscribe"}')
+            T.ws_wait(ws, lambda m: m.get("type") == "subscribed", what="subscribed")
+        # user 1's subscriber stops reading; user 1 keeps ingesting (~24 MB of live events)
+        import threading
+        pad = "x" * 2000
+        flood = {"done": 0, "error": None}
+
+        def flooder():
+            try:
+                for b in range(24):
+                    r = c1.post_events([custom("custom.flood", T0 + b * 500 + i, {"pad": pad},
+                                               key=f"flood-{b}-{i}") for i in range(500)],
+                                       timeout=10)
+                    assert_status(r, 200)
+                    flood["done"] += 1
+            except Exception as e:  # noqa: BLE001
+                flood["error"] = e
+
+        t = threading.Thread(target=flooder, daemon=True)
+        t.start()
+        t.join(40)
+        problems = []
+        if flood["error"] is not None or flood["done"] < 24:
+            problems.append(f"user 1's ingest stalled with its live viewer: {flood['done']} of 24 "
+                            f"POSTs answered within 10 s each ({flood['error']!r})")
+        try:
+            r = c2.post_events([custom("custom.other", T0, {}, key="other-1")], timeout=5)
+            assert_status(r, 200)
+            try:
+                m, _ = T.ws_wait(other, lambda m: m.get("type") == "event", timeout=5,
+                                 what="user 2's live event")
+                eq(m["event"]["key"], "other-1", "user 2's live event")
+            except AssertionError as e:
+                problems.append(f"user 2's live event did not arrive within 5 s while user 1's "
+                                f"subscriber is stalled ({e})")
+        except (OSError, AssertionError) as e:
+            problems.append(f"user 2's POST did not answer within 5 s while user 1's subscriber "
+                            f"is stalled ({e!r})")
+        check(not problems, "; ".join(problems))
+    finally:
+        stalled.close()
+        other.close()
+        d.stop()
+
+
+def connect_to(d, tok):
+    return T.ws_connect(d, token=tok)
 
 
 if __name__ == "__main__":
