@@ -8,18 +8,20 @@
 
 #define S AM_NS_PER_S
 
-/* A check for a reported bug whose fix has not landed yet: a failure in a build with
- * -DAM_TEST_KNOWN_BUGS, a line on stderr otherwise, so the suite stays green meanwhile.
- * The fix turns it into a CHECK. */
-#ifdef AM_TEST_KNOWN_BUGS
-#define KNOWN_BUG(cond) CHECK(cond)
-#else
+/* A check for a reported bug whose fix has not landed yet: a failure when the suite
+ * runs with AM_TEST_KNOWN_BUGS=1 (as tests/api does), a line on stderr otherwise, so
+ * `make test` stays green meanwhile. The fix turns it into a CHECK. */
+static int known_bugs_on(void) {
+    const char *v = getenv("AM_TEST_KNOWN_BUGS");
+    return v && strcmp(v, "1") == 0;
+}
 #define KNOWN_BUG(cond)                                                                            \
     do {                                                                                           \
-        if (!(cond))                                                                               \
+        if (known_bugs_on())                                                                       \
+            CHECK(cond);                                                                           \
+        else if (!(cond))                                                                          \
             fprintf(stderr, "%s:%d: known bug, still there: %s\n", __FILE__, __LINE__, #cond);     \
     } while (0)
-#endif
 #define BAD (-4242424242LL) /* what rfc() answers for a refused string */
 
 static const int64_t t_2026 = 1795597200LL * S; /* 2026-11-25T09:00:00Z */
