@@ -179,7 +179,7 @@ static void test_file(void) {
     am_config_defaults(&c);
     write_file(text);
     am_rc rc = am_config_load_file(&c, path, err, sizeof err);
-    /* config.c:129 reads lines with fgets into 1024 bytes: the 1024th byte on starts a
+    /* am_config_load_file reads lines with fgets into 1024 bytes: the 1024th byte on starts a
      * "line" of its own, here a setting inside a comment. */
     KNOWN_BUG(rc != AM_OK || strcmp(c.listen, "127.0.0.1:8686") == 0);
     unlink(path);

@@ -127,7 +127,7 @@ static void test_members(void) {
                   "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e9\":1}",
                   "unknown member"));
     json_t *why = json_string(reason);
-    KNOWN_BUG(why != NULL); /* event.c:112 "%.40s" splits the 2-byte character */
+    KNOWN_BUG(why != NULL); /* am_event_from_json's "%.40s" splits the 2-byte character */
     json_decref(why);
 
     /* Read-only members of an answer are ignored, so an exported event can be posted. */
@@ -590,7 +590,7 @@ static void test_to_json(void) {
             continue; /* refusing such times is one way to fix it */
         j = am_event_to_json(&e);
         am_rc rc = am_event_from_json(j, 7, &lim, &again, reason, sizeof reason);
-        /* time.c:132 checks the year of the local date, am_time_format can write 1677
+        /* am_time_parse_rfc3339 checks the year of the local date, am_time_format can write 1677
          * and 2262, and the RFC 3339 parser refuses both (see test_time.c). */
         KNOWN_BUG(rc == AM_OK && again.ts_ns == e.ts_ns);
         if (rc == AM_OK)

@@ -351,7 +351,7 @@ static void test_format(void) {
 /* Reported bugs: every time AM accepts, it can write, and what it writes it must
  * accept again (an export is posted back). */
 static void test_known_bugs(void) {
-    /* time.c:132 checks the year of the local date, not of the instant: the first
+    /* am_time_parse_rfc3339 checks the year of the local date, not of the instant: the first
      * three are accepted, formatted as 1677 or 2262, and the result is refused. The
      * epoch values name instants in those years; their RFC 3339 form is refused too.
      * Either fix (taking those years, or refusing such instants) passes: whatever is
@@ -371,7 +371,7 @@ static void test_known_bugs(void) {
         am_time_format(ts, out, sizeof out);
         KNOWN_BUG(rfc(out) == ts);
     }
-    /* |v| >= 1e11 is ms, says core.h; time.c:140 measures a negative v as -(v + 1),
+    /* |v| >= 1e11 is ms, says core.h; scale_integer (time.c) measures a negative v as -(v + 1),
      * so -1e11, -1e14 and -1e17 exactly take the smaller unit and overflow. */
     KNOWN_BUG(epoch_int(-100000000000LL) == -100000000000000000LL);
     KNOWN_BUG(epoch_int(-100000000000000LL) == -100000000000000000LL);
