@@ -119,6 +119,13 @@ am_rc am_config_load_file(struct am_config *c, const char *path, char *err, size
     am_rc rc = AM_OK;
     while (fgets(line, sizeof line, f)) {
         lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n' && !feof(f)) {
+            snprintf(err, err_len, "%s:%d: line longer than %zu bytes", path, lineno,
+                     sizeof line - 2);
+            rc = AM_EINVAL;
+            break;
+        }
         char *l = trim(line);
         if (*l == '\0' || *l == '#')
             continue;

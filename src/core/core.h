@@ -65,6 +65,10 @@ void am_buf_reset(struct am_buf *b);          /* len = 0, keeps memory */
 void am_buf_free(struct am_buf *b);           /* frees memory, buffer reusable after init */
 char *am_buf_steal(struct am_buf *b, size_t *len); /* caller owns the returned string */
 
+/* Makes s safe to put in a JSON string: every byte that is not part of a valid
+ * UTF-8 sequence (a character cut by truncation, a raw byte) becomes '?'. In place. */
+void am_utf8_clean(char *s);
+
 /* ---------------------------------------------------------------- logging */
 
 enum am_log_level { AM_LOG_DEBUG = 0, AM_LOG_INFO, AM_LOG_WARN, AM_LOG_ERROR };

@@ -220,6 +220,7 @@ fail:
     json_decref(payload_copy);
     am_free(out->payload);
     out->payload = NULL;
+    am_utf8_clean(reason); /* "%.40s" of a member name may cut a character in half */
     if (rc == AM_ENOMEM && reason[0] == '\0')
         snprintf(reason, reason_len, "out of memory");
     return rc;

@@ -57,6 +57,7 @@ static size_t scan_depth(const char *buf, size_t len) {
 am_rc am_json_parse(const char *buf, size_t len, size_t max_depth, json_t **out, char *err,
                     size_t err_len) {
     json_error_t je;
+    memset(&je, 0, sizeof je);
     *out = NULL;
     if (max_depth && scan_depth(buf, len) > max_depth) {
         if (err)
@@ -70,14 +71,24 @@ am_rc am_json_parse(const char *buf, size_t len, size_t max_depth, json_t **out,
         if (err)
             snprintf(err, err_len, "invalid JSON at line %d column %d: %s", je.line, je.column,
                      je.text);
-        if (json_error_code(&je) == json_error_out_of_memory || am_alloc_failures() != failures) {
+        if (am_alloc_failures() != failures || json_error_code(&je) == json_error_out_of_memory) {
             if (err)
                 snprintf(err, err_len, "out of memory");
             return AM_ENOMEM;
         }
+        if (err)
+            am_utf8_clean(err); /* jansson's "near '...'" may end inside a character */
         if (json_error_code(&je) == json_error_stack_overflow)
             return AM_ELIMIT;
         return AM_EINVAL;
+    }
+    /* jansson 2.14 ignores some failed allocations and goes on with damaged text
+     * (lex_save, dump of object keys): a parse that saw one is not trusted. */
+    if (am_alloc_failures() != failures) {
+        json_decref(v);
+        if (err)
+            snprintf(err, err_len, "out of memory");
+        return AM_ENOMEM;
     }
     if (max_depth && am_json_depth(v) > max_depth) {
         if (err)
@@ -90,7 +101,12 @@ am_rc am_json_parse(const char *buf, size_t len, size_t max_depth, json_t **out,
 }
 
 char *am_json_dump(const json_t *v, size_t *len) {
+    long failures = am_alloc_failures();
     char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (s && am_alloc_failures() != failures) { /* see above: possibly damaged */
+        am_free(s);
+        s = NULL;
+    }
     if (s && len)
         *len = strlen(s);
     return s;

@@ -32,6 +32,22 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
     return era * 146097 + (int64_t)doe - 719468;
 }
 
+/* secs * 1e9 + frac_ns as int64 ns, when the UTC instant fits (1677-09-21 ..
+ * 2262-04-11) and is not AM_TS_NONE. Checked on the instant, not on the local date
+ * the client wrote, so whatever is accepted formats to a text accepted again. */
+static int to_ns(int64_t secs, int64_t frac_ns, int64_t *out) {
+    int64_t ns;
+    if (secs < 0 && frac_ns > 0) { /* keep the product in range near the low end */
+        secs += 1;
+        frac_ns -= AM_NS_PER_S;
+    }
+    if (__builtin_mul_overflow(secs, AM_NS_PER_S, &ns) || __builtin_add_overflow(ns, frac_ns, &ns) ||
+        ns == AM_TS_NONE)
+        return 0;
+    *out = ns;
+    return 1;
+}
+
 static int days_in_month(int y, int m) {
     static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
@@ -116,18 +132,19 @@ am_rc am_time_parse_rfc3339(const char *s, size_t len, int64_t *ts_ns, int *offs
     if (i != len)
         return AM_EINVAL;
     /* int64 ns covers 1677-09-21 .. 2262-04-11; keep to whole years inside. */
-    if (y < 1678 || y > 2261)
+    if (y < 1677 || y > 2262)
         return AM_EINVAL;
     int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
                    sec - (int64_t)off * 60;
-    *ts_ns = secs * AM_NS_PER_S + frac_ns;
+    if (!to_ns(secs, frac_ns, ts_ns))
+        return AM_EINVAL;
     if (offset_min)
         *offset_min = off;
     return AM_OK;
 }
 
 static am_rc scale_integer(int64_t v, int64_t *ts_ns) {
-    int64_t a = v < 0 ? -(v + 1) : v; /* no overflow on INT64_MIN */
+    int64_t a = v == INT64_MIN ? INT64_MAX : (v < 0 ? -v : v);
     int64_t mul;
     if (a < 100000000000LL)
         mul = AM_NS_PER_S; /* seconds up to year 5138 */
@@ -139,9 +156,10 @@ static am_rc scale_integer(int64_t v, int64_t *ts_ns) {
         mul = 1;
     if (mul > 1 && (v > INT64_MAX / mul || v < INT64_MIN / mul))
         return AM_EINVAL;
-    if (v * mul == AM_TS_NONE)
+    int64_t ns = v * mul;
+    if (ns == AM_TS_NONE)
         return AM_EINVAL;
-    *ts_ns = v * mul;
+    *ts_ns = ns;
     return AM_OK;
 }
 
@@ -195,8 +213,7 @@ am_rc am_time_from_string(const char *s, int64_t *ts_ns) {
         int64_t frac = 0, scale = 100000000;
         for (const char *p = end + 1; *p; p++, scale /= 10)
             frac += (*p - '0') * scale;
-        *ts_ns = secs * AM_NS_PER_S + (s[0] == '-' ? -frac : frac);
-        return AM_OK;
+        return to_ns(secs, s[0] == '-' ? -frac : frac, ts_ns) ? AM_OK : AM_EINVAL;
     }
     return am_time_parse_rfc3339(s, len, ts_ns, NULL);
 }

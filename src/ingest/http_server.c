@@ -67,8 +67,10 @@ void http_json(struct mg_connection *c, int status, json_t *body) {
     send_json(c, status, "application/json", body, NULL, NULL);
 }
 
-static json_t *problem(int status, const char *type, const char *detail) {
-    char t[96];
+static json_t *problem(int status, const char *type, const char *detail_in) {
+    char t[96], detail[512];
+    snprintf(detail, sizeof detail, "%s", detail_in);
+    am_utf8_clean(detail);
     snprintf(t, sizeof t, "urn:am:problem:%s", type);
     return json_pack("{s:s, s:s, s:i, s:s}", "type", t, "title", status_title(status), "status",
                      status, "detail", detail);

@@ -9,20 +9,6 @@
 
 #define S AM_NS_PER_S
 
-/* A check for a reported bug whose fix has not landed yet: a failure when the suite
- * runs with AM_TEST_KNOWN_BUGS=1 (as tests/api does), a line on stderr otherwise, so
- * `make test` stays green meanwhile. The fix turns it into a CHECK. */
-static int known_bugs_on(void) {
-    const char *v = getenv("AM_TEST_KNOWN_BUGS");
-    return v && strcmp(v, "1") == 0;
-}
-#define KNOWN_BUG(cond)                                                                            \
-    do {                                                                                           \
-        if (known_bugs_on())                                                                       \
-            CHECK(cond);                                                                           \
-        else if (!(cond))                                                                          \
-            fprintf(stderr, "%s:%d: known bug, still there: %s\n", __FILE__, __LINE__, #cond);     \
-    } while (0)
 
 static const struct am_limits lim = {8, 1024};
 static char reason[200];
@@ -127,7 +113,7 @@ static void test_members(void) {
                   "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e9\":1}",
                   "unknown member"));
     json_t *why = json_string(reason);
-    KNOWN_BUG(why != NULL); /* am_event_from_json's "%.40s" splits the 2-byte character */
+    CHECK(why != NULL); /* am_event_from_json's "%.40s" splits the 2-byte character */
     json_decref(why);
 
     /* Read-only members of an answer are ignored, so an exported event can be posted. */
@@ -592,7 +578,7 @@ static void test_to_json(void) {
         am_rc rc = am_event_from_json(j, 7, &lim, &again, reason, sizeof reason);
         /* am_time_parse_rfc3339 checks the year of the local date, am_time_format can write 1677
          * and 2262, and the RFC 3339 parser refuses both (see test_time.c). */
-        KNOWN_BUG(rc == AM_OK && again.ts_ns == e.ts_ns);
+        CHECK(rc == AM_OK && again.ts_ns == e.ts_ns);
         if (rc == AM_OK)
             am_free(again.payload);
         json_decref(j);
@@ -705,7 +691,7 @@ static void sweep(const char *text, int sticky) {
     /* jansson's dumper ignores a failed write of an object key (dump.c, both branches
      * of do_dump's JSON_OBJECT case), so one failed allocation in am_json_dump gives
      * AM_OK with broken JSON text as the payload. */
-    KNOWN_BUG(differs == 0);
+    CHECK(differs == 0);
     printf("event alloc sweep (%s): %ld runs, %d out of memory, %d wrong events\n", mode, n - 1,
            ooms, differs);
     am_free(ref_dump);
