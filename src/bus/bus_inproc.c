@@ -29,21 +29,35 @@ struct inproc {
     struct queued *head, *tail;
     int64_t depth, published, dropped;
     int stopping;
-    pthread_mutex_t subs_lock;  /* held while calling subscribers */
+    pthread_mutex_t subs_lock;  /* the subscriber array; never held while calling out */
+    pthread_mutex_t deliver_lock; /* held while calling subscribers */
     struct sub *subs;
     size_t n_subs, cap_subs;
     uint64_t next_id;
     pthread_t thread;
 };
 
+/* The matching subscribers are looked up under subs_lock and called under
+ * deliver_lock only, so a slow callback never holds up publish(), interested() or
+ * subscribe() on other threads; unsubscribe() waits for deliver_lock, so after it
+ * returns its callback is not running. */
 static void deliver(struct inproc *b, struct queued *q) {
-    pthread_mutex_lock(&b->subs_lock);
-    for (size_t i = 0; i < b->n_subs; i++) {
-        struct sub *s = &b->subs[i];
-        if (strncmp(q->n.subject, s->prefix, s->prefix_len) == 0)
-            s->cb(&q->n, s->arg);
+    pthread_mutex_lock(&b->deliver_lock);
+    for (size_t i = 0;; i++) {
+        pthread_mutex_lock(&b->subs_lock);
+        while (i < b->n_subs &&
+               strncmp(q->n.subject, b->subs[i].prefix, b->subs[i].prefix_len) != 0)
+            i++;
+        struct sub s;
+        int found = i < b->n_subs;
+        if (found)
+            s = b->subs[i];
+        pthread_mutex_unlock(&b->subs_lock);
+        if (!found)
+            break;
+        s.cb(&q->n, s.arg);
     }
-    pthread_mutex_unlock(&b->subs_lock);
+    pthread_mutex_unlock(&b->deliver_lock);
 }
 
 static void *dispatcher(void *arg) {
@@ -76,11 +90,13 @@ static am_rc inproc_open(const char *url, void **impl) {
         return AM_ENOMEM;
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->subs_lock, NULL);
+    pthread_mutex_init(&b->deliver_lock, NULL);
     pthread_cond_init(&b->cond, NULL);
     b->next_id = 1;
     if (pthread_create(&b->thread, NULL, dispatcher, b) != 0) {
         pthread_mutex_destroy(&b->lock);
         pthread_mutex_destroy(&b->subs_lock);
+        pthread_mutex_destroy(&b->deliver_lock);
         pthread_cond_destroy(&b->cond);
         am_free(b);
         return AM_EBACKEND;
@@ -100,6 +116,7 @@ static void inproc_close(void *impl) {
     pthread_join(b->thread, NULL); /* it drains what is queued first */
     pthread_mutex_destroy(&b->lock);
     pthread_mutex_destroy(&b->subs_lock);
+    pthread_mutex_destroy(&b->deliver_lock);
     pthread_cond_destroy(&b->cond);
     am_free(b->subs);
     am_free(b);
@@ -173,18 +190,21 @@ out:
     return rc;
 }
 
-/* Taking subs_lock waits out a delivery in progress, so cb is idle on return.
+/* Taking deliver_lock waits out a delivery in progress, so cb is idle on return.
  * Must not be called from inside a callback. */
 static void inproc_unsubscribe(void *impl, uint64_t sub_id) {
     struct inproc *b = impl;
     pthread_mutex_lock(&b->subs_lock);
     for (size_t i = 0; i < b->n_subs; i++) {
         if (b->subs[i].id == sub_id) {
-            b->subs[i] = b->subs[--b->n_subs];
+            memmove(&b->subs[i], &b->subs[i + 1], (b->n_subs - i - 1) * sizeof b->subs[0]);
+            b->n_subs--;
             break;
         }
     }
     pthread_mutex_unlock(&b->subs_lock);
+    pthread_mutex_lock(&b->deliver_lock);
+    pthread_mutex_unlock(&b->deliver_lock);
 }
 
 static void inproc_stats(void *impl, int64_t *published, int64_t *dropped, int64_t *depth) {

@@ -7,6 +7,7 @@
 
 #include <civetweb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 struct am_auth {
     int64_t user_id;
@@ -28,6 +29,7 @@ struct am_http {
     struct mg_context *ctx;
     struct am_server *srv;
     int port;
+    atomic_long ws_open; /* WebSockets past the handshake (or about to be) */
     pthread_mutex_t rl_lock;
     struct rl_slot rl[RL_SLOTS];
 };

@@ -372,7 +372,7 @@ am_rc am_http_start(struct am_server *srv, char *err, size_t err_len) {
                              "num_threads", threads,
                              "tcp_nodelay", "1",
                              "enable_keep_alive", "yes",
-                             "request_timeout_ms", "60000",
+                             "request_timeout_ms", "30000",
                              "websocket_timeout_ms", "3600000",
                              "enable_websocket_ping_pong", "yes",
                              "decode_url", "yes",

@@ -2,60 +2,186 @@
  * durable, and a live subscription to the user's new events through the bus. */
 #include "http_internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
+#include <strings.h>
 #include <string.h>
 
 #define MAX_FILTER 32
+#define OUT_MAX_BYTES (8u << 20) /* live events queued for one slow client */
+
+/* One outgoing frame. */
+struct out_msg {
+    struct out_msg *next;
+    size_t len;
+    char text[];
+};
 
 struct ws_conn {
     struct am_http *h;
     struct mg_connection *conn;
     struct am_auth auth;
-    int authed;
-    int deny_status;
     uint64_t sub_id;
     int subscribed;
     size_t n_filter;
     char filter[MAX_FILTER][AM_STREAM_MAX + 1];
+    /* Every frame to the client goes through this queue and one sender thread, so a
+     * client that stops reading stalls only its own sender, never the bus or ingest. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct out_msg *head, *tail;
+    size_t queued_bytes;
+    int64_t dropped; /* live events dropped since the client last kept up */
+    int stopping;
+    pthread_t sender;
 };
 
-static void ws_send(struct mg_connection *conn, json_t *msg) {
+static void *sender_main(void *arg) {
+    struct ws_conn *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->head && !w->stopping)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (!w->head)
+            break;
+        struct out_msg *m = w->head;
+        w->head = m->next;
+        if (!w->head)
+            w->tail = NULL;
+        w->queued_bytes -= m->len;
+        int stopping = w->stopping;
+        pthread_mutex_unlock(&w->lock);
+        if (!stopping) {
+            mg_lock_connection(w->conn);
+            mg_websocket_write(w->conn, MG_WEBSOCKET_OPCODE_TEXT, m->text, m->len);
+            mg_unlock_connection(w->conn);
+        }
+        am_free(m);
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Queues text for the client. A live event (droppable) is dropped when the queue is
+ * over its bound, and the client is told how many it missed once it catches up. */
+static void ws_post(struct ws_conn *w, const char *text, size_t len, int droppable) {
+    char note[96];
+    int n_note = 0;
+    pthread_mutex_lock(&w->lock);
+    if (droppable && w->queued_bytes + len > OUT_MAX_BYTES) {
+        w->dropped++;
+        pthread_mutex_unlock(&w->lock);
+        return;
+    }
+    if (w->dropped && w->queued_bytes + len <= OUT_MAX_BYTES / 2) {
+        n_note = snprintf(note, sizeof note, "{\"type\":\"lagged\",\"dropped\":%lld}",
+                          (long long)w->dropped);
+        w->dropped = 0;
+    }
+    pthread_mutex_unlock(&w->lock);
+    const char *texts[2] = {note, text};
+    size_t lens[2] = {(size_t)n_note, len};
+    for (int i = n_note ? 0 : 1; i < 2; i++) {
+        struct out_msg *m = am_malloc(sizeof *m + lens[i]);
+        if (!m)
+            return;
+        m->next = NULL;
+        m->len = lens[i];
+        memcpy(m->text, texts[i], lens[i]);
+        pthread_mutex_lock(&w->lock);
+        if (w->tail)
+            w->tail->next = m;
+        else
+            w->head = m;
+        w->tail = m;
+        w->queued_bytes += m->len;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+static void ws_send(struct ws_conn *w, json_t *msg) {
     char *s = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     json_decref(msg);
     if (!s)
         return;
-    mg_lock_connection(conn);
-    mg_websocket_write(conn, MG_WEBSOCKET_OPCODE_TEXT, s, strlen(s));
-    mg_unlock_connection(conn);
+    ws_post(w, s, strlen(s), 0);
     am_free(s);
 }
 
-static void ws_error(struct mg_connection *conn, int status, const char *detail) {
-    ws_send(conn, json_pack("{s:s, s:i, s:s}", "type", "error", "status", status, "detail",
-                            detail));
+static void ws_error(struct ws_conn *w, int status, const char *detail) {
+    char clean[512];
+    snprintf(clean, sizeof clean, "%s", detail);
+    am_utf8_clean(clean);
+    ws_send(w, json_pack("{s:s, s:i, s:s}", "type", "error", "status", status, "detail", clean));
 }
 
-static int ws_connect(const struct mg_connection *conn, void *cbdata) {
+/* Refusals happen before the handshake, as plain HTTP answers, so a refused client
+ * never holds a worker thread. CivetWeb has already marked the connection as a
+ * WebSocket here, so its response-header calls refuse: the answer is written whole. */
+static int refuse(struct mg_connection *conn, int status, const char *type, const char *detail) {
+    const char *title = status == 401 ? "Unauthorized" : "Service Unavailable";
+    char t[64], head[256];
+    snprintf(t, sizeof t, "urn:am:problem:%s", type);
+    json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", t, "title", title, "status", status,
+                          "detail", detail);
+    char *body = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    size_t len = body ? strlen(body) : 0;
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     status, title, len);
+    mg_write(conn, head, (size_t)n);
+    if (body)
+        mg_write(conn, body, len);
+    am_free(body);
+    if (status == 401 || status == 503) {
+        struct am_http *h = mg_get_user_data(mg_get_context(conn));
+        if (h && h->srv->metrics)
+            am_metrics_http(h->srv->metrics, status);
+    }
+    return 1;
+}
+
+static int ws_connect(const struct mg_connection *cconn, void *cbdata) {
     struct am_http *h = cbdata;
-    struct ws_conn *w = am_calloc(1, sizeof *w);
-    if (!w)
-        return 1; /* refuse the handshake */
-    w->h = h;
+    struct mg_connection *conn = (struct mg_connection *)cconn;
+    struct am_auth auth;
     const char *hdr = mg_get_header(conn, "Authorization");
     char token[260] = "";
     if (hdr && strncasecmp(hdr, "Bearer ", 7) == 0)
         snprintf(token, sizeof token, "%s", hdr + 7);
-    else {
-        const struct mg_request_info *ri = mg_get_request_info(conn);
-        if (ri->query_string)
-            mg_get_var(ri->query_string, strlen(ri->query_string), "token", token, sizeof token);
-    }
-    /* A refused token still gets the handshake, so the client can read why in an
-     * error frame before the close; nothing else is served on it. */
-    if (token[0] && http_auth_token(h, token, &w->auth) == AM_OK)
-        w->authed = 1;
     else
-        w->deny_status = 401;
+        http_param(conn, "token", token, sizeof token);
+    if (!token[0] || http_auth_token(h, token, &auth) != AM_OK) {
+        return refuse(conn, 401, "unauthorized",
+                      "unknown or missing token (Authorization header or ?token=)");
+    }
+    /* Each open WebSocket holds a CivetWeb worker: keep some for plain HTTP. */
+    long cap = (long)h->srv->cfg.http_threads - 16;
+    if (atomic_fetch_add(&h->ws_open, 1) >= (cap > 1 ? cap : 1)) {
+        atomic_fetch_sub(&h->ws_open, 1);
+        return refuse(conn, 503, "unavailable", "too many open WebSockets; retry later");
+    }
+    struct ws_conn *w = am_calloc(1, sizeof *w);
+    if (!w) {
+        atomic_fetch_sub(&h->ws_open, 1);
+        return refuse(conn, 503, "unavailable", "out of memory");
+    }
+    w->h = h;
+    w->auth = auth;
+    w->conn = conn;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (pthread_create(&w->sender, NULL, sender_main, w) != 0) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        am_free(w);
+        atomic_fetch_sub(&h->ws_open, 1);
+        return refuse(conn, 503, "unavailable", "cannot start a sender");
+    }
     mg_set_user_connection_data(conn, w);
     return 0;
 }
@@ -65,17 +191,9 @@ static void ws_ready(struct mg_connection *conn, void *cbdata) {
     struct ws_conn *w = mg_get_user_connection_data(conn);
     if (!w)
         return;
-    w->conn = conn;
-    if (!w->authed) {
-        ws_error(conn, 401, "unknown or missing token (Authorization header or ?token=)");
-        mg_lock_connection(conn);
-        mg_websocket_write(conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, "\x03\xf0", 2); /* 1008 */
-        mg_unlock_connection(conn);
-        return;
-    }
     if (w->h->srv->metrics)
         am_metrics_ws(w->h->srv->metrics, 1, 0);
-    ws_send(conn, json_pack("{s:s, s:s}", "type", "hello", "user", w->auth.user));
+    ws_send(w, json_pack("{s:s, s:s}", "type", "hello", "user", w->auth.user));
 }
 
 /* Bus callback, on the dispatcher thread. */
@@ -91,17 +209,14 @@ static void on_notice(const struct am_notice *n, void *arg) {
     struct am_buf b;
     am_buf_init(&b, n->body_len + 64);
     if (am_buf_appends(&b, "{\"type\":\"event\",\"event\":") == AM_OK &&
-        am_buf_append(&b, n->body, n->body_len) == AM_OK && am_buf_appends(&b, "}") == AM_OK) {
-        mg_lock_connection(w->conn);
-        mg_websocket_write(w->conn, MG_WEBSOCKET_OPCODE_TEXT, b.data, b.len);
-        mg_unlock_connection(w->conn);
-    }
+        am_buf_append(&b, n->body, n->body_len) == AM_OK && am_buf_appends(&b, "}") == AM_OK)
+        ws_post(w, b.data, b.len, 1);
     am_buf_free(&b);
 }
 
 static void handle_subscribe(struct ws_conn *w, json_t *msg) {
     if (!(w->auth.scopes & AM_SCOPE_READ)) {
-        ws_error(w->conn, 403, "this token lacks the 'read' scope");
+        ws_error(w, 403, "this token lacks the 'read' scope");
         return;
     }
     struct am_bus *bus = &w->h->srv->bus;
@@ -115,13 +230,13 @@ static void handle_subscribe(struct ws_conn *w, json_t *msg) {
         size_t i;
         json_t *s;
         if (!json_is_array(streams) || json_array_size(streams) > MAX_FILTER) {
-            ws_error(w->conn, 400, "streams: an array of at most 32 stream names");
+            ws_error(w, 400, "streams: an array of at most 32 stream names");
             return;
         }
         json_array_foreach(streams, i, s) {
             if (!json_is_string(s) || !am_stream_name_valid(json_string_value(s),
                                                             json_string_length(s))) {
-                ws_error(w->conn, 400, "streams: not a stream name");
+                ws_error(w, 400, "streams: not a stream name");
                 w->n_filter = 0;
                 return;
             }
@@ -131,25 +246,25 @@ static void handle_subscribe(struct ws_conn *w, json_t *msg) {
     char prefix[64];
     snprintf(prefix, sizeof prefix, "am.%lld.", (long long)w->auth.user_id);
     if (bus->ops->subscribe(bus->impl, prefix, on_notice, w, &w->sub_id) != AM_OK) {
-        ws_error(w->conn, 503, "cannot subscribe now");
+        ws_error(w, 503, "cannot subscribe now");
         return;
     }
     w->subscribed = 1;
-    ws_send(w->conn, json_pack("{s:s}", "type", "subscribed"));
+    ws_send(w, json_pack("{s:s}", "type", "subscribed"));
 }
 
 static void handle_ingest(struct ws_conn *w, json_t *msg) {
     struct am_server *srv = w->h->srv;
     const struct am_config *cfg = &srv->cfg;
     if (!(w->auth.scopes & AM_SCOPE_INGEST)) {
-        ws_error(w->conn, 403, "this token lacks the 'ingest' scope");
+        ws_error(w, 403, "this token lacks the 'ingest' scope");
         return;
     }
     json_t *evs = json_object_get(msg, "events");
     if (!evs)
         evs = json_object_get(msg, "event");
     if (!evs) {
-        ws_error(w->conn, 400, "an ingest frame carries 'events' (array) or 'event' (object)");
+        ws_error(w, 400, "an ingest frame carries 'events' (array) or 'event' (object)");
         return;
     }
     struct am_limits lim = {(size_t)cfg->max_json_depth, (size_t)cfg->max_payload_bytes};
@@ -158,12 +273,12 @@ static void handle_ingest(struct ws_conn *w, json_t *msg) {
     am_rc rc = am_batch_from_json(&b, evs, w->auth.user_id, &lim, (size_t)cfg->max_batch_events,
                                   NULL, err, sizeof err);
     if (rc) {
-        ws_error(w->conn, rc == AM_ELIMIT ? 413 : 400, err);
+        ws_error(w, rc == AM_ELIMIT ? 413 : 400, err);
         return;
     }
     rc = am_batch_submit(srv, w->auth.user_id, &b);
     if (rc) {
-        ws_error(w->conn, 503, "store failed; nothing of this frame was acknowledged, retry");
+        ws_error(w, 503, "store failed; nothing of this frame was acknowledged, retry");
         am_batch_free(&b);
         return;
     }
@@ -177,14 +292,14 @@ static void handle_ingest(struct ws_conn *w, json_t *msg) {
         if (id)
             json_object_set(res, "id", id);
     }
-    ws_send(w->conn, res);
+    ws_send(w, res);
 }
 
 static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cbdata) {
     (void)cbdata;
     struct ws_conn *w = mg_get_user_connection_data(conn);
     int opcode = bits & 0x0f;
-    if (!w || !w->authed)
+    if (!w)
         return 0;
     if (opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE)
         return 0;
@@ -197,32 +312,32 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
         am_metrics_ws(w->h->srv->metrics, 0, 1);
     const struct am_config *cfg = &w->h->srv->cfg;
     if (len > (size_t)cfg->ws_max_frame_bytes) {
-        ws_error(conn, 413, "message over ws_max_frame_bytes");
+        ws_error(w, 413, "message over ws_max_frame_bytes");
         return 1;
     }
     json_t *msg = NULL;
     char err[200];
     am_rc rc = am_json_parse(data, len, (size_t)cfg->max_json_depth, &msg, err, sizeof err);
     if (rc) {
-        ws_error(conn, 400, err);
+        ws_error(w, 400, err);
         return 1;
     }
     const char *type = json_string_value(json_object_get(msg, "type"));
     if (!json_is_object(msg))
-        ws_error(conn, 400, "a frame is a JSON object with a 'type'");
+        ws_error(w, 400, "a frame is a JSON object with a 'type'");
     else if (type && strcmp(type, "subscribe") == 0)
         handle_subscribe(w, msg);
     else if (type && strcmp(type, "unsubscribe") == 0) {
         if (w->subscribed)
             w->h->srv->bus.ops->unsubscribe(w->h->srv->bus.impl, w->sub_id);
         w->subscribed = 0;
-        ws_send(conn, json_pack("{s:s}", "type", "unsubscribed"));
+        ws_send(w, json_pack("{s:s}", "type", "unsubscribed"));
     } else if (type && strcmp(type, "ingest") == 0)
         handle_ingest(w, msg);
     else if (type && strcmp(type, "ping") == 0)
-        ws_send(conn, json_pack("{s:s}", "type", "pong"));
+        ws_send(w, json_pack("{s:s}", "type", "pong"));
     else
-        ws_error(conn, 400, "type: ingest, subscribe, unsubscribe or ping");
+        ws_error(w, 400, "type: ingest, subscribe, unsubscribe or ping");
     json_decref(msg);
     return 1;
 }
@@ -234,8 +349,16 @@ static void ws_close(const struct mg_connection *conn, void *cbdata) {
         return;
     if (w->subscribed)
         w->h->srv->bus.ops->unsubscribe(w->h->srv->bus.impl, w->sub_id);
-    if (w->authed && w->conn && w->h->srv->metrics)
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1; /* the sender frees what is queued without writing it */
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->sender, NULL);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    if (w->h->srv->metrics)
         am_metrics_ws(w->h->srv->metrics, -1, 0);
+    atomic_fetch_sub(&w->h->ws_open, 1);
     mg_set_user_connection_data(conn, NULL);
     am_free(w);
 }

@@ -323,7 +323,6 @@ def open_many(d, n, **kw):
 
 
 @case
-@known_bug
 def unauthenticated_websockets_do_not_hold_the_server():
     d, (tok, _) = fresh_daemon("ws-unauth")
     socks = []
@@ -341,7 +340,6 @@ def unauthenticated_websockets_do_not_hold_the_server():
 
 
 @case
-@known_bug
 def many_open_websockets_do_not_block_http():
     d, (tok, _) = fresh_daemon("ws-many")
     socks = []
@@ -357,7 +355,6 @@ def many_open_websockets_do_not_block_http():
 
 
 @case
-@known_bug
 def stalled_subscriber_does_not_starve_other_users():
     d, (tok1, tok2) = fresh_daemon("ws-stall")
     c1, c2 = d.client(tok1), d.client(tok2)
