@@ -52,7 +52,7 @@ static void test_defaults(void) {
     CHECK(strcmp(c.log_level, "info") == 0);
     CHECK(strcmp(c.config_file, "") == 0);
     CHECK(strcmp(c.store, "sqlite") == 0 && strcmp(c.bus, "inproc") == 0);
-    CHECK(c.http_threads == 32);
+    CHECK(c.http_threads == 128);
     CHECK(c.max_body_bytes == 16777216);
     CHECK(c.max_batch_events == 10000);
     CHECK(c.max_json_depth == 32);
