@@ -26,6 +26,7 @@ static void usage(void) {
             "usage: am [--data-dir DIR] [--url URL] [--token TOKEN] [--json] COMMAND\n"
             "  user add NAME\n"
             "  token create --user NAME --scope ingest,read[,admin] [--label TEXT]\n"
+            "  token revoke TOKEN       (refused from the next request on)\n"
             "  ingest FILE|-            (JSON array, one object, or NDJSON)\n"
             "  events [--stream S] [--source S] [--from T] [--to T] [--limit N] [--order asc|desc] "
             "[--all]\n"
@@ -114,6 +115,31 @@ static int cmd_token_create(const struct opts *o) {
     am_scopes_format(scopes, sc, sizeof sc);
     printf("token for %s with scopes %s (shown once; only its hash is kept):\n%s\n", o->user, sc,
            token);
+    return 0;
+}
+
+static int cmd_token_revoke(const struct opts *o) {
+    struct am_store s;
+    if (o->n_args < 3) {
+        usage();
+        return 2;
+    }
+    const char *token = o->args[2];
+    uint8_t hash[32];
+    am_token_hash(token, strlen(token), hash);
+    if (!open_store(o, &s))
+        return 1;
+    am_rc rc = s.ops->token_revoke(s.impl, hash);
+    am_store_close(&s);
+    if (rc == AM_ENOTFOUND) {
+        fprintf(stderr, "am: no live token matches\n");
+        return 1;
+    }
+    if (rc) {
+        fprintf(stderr, "am: revoking the token: %s\n", am_strerror(rc));
+        return 1;
+    }
+    printf("token revoked\n");
     return 0;
 }
 
@@ -486,6 +512,8 @@ int main(int argc, char **argv) {
         return cmd_user_add(&o);
     if (!strcmp(cmd, "token") && !strcmp(sub, "create"))
         return cmd_token_create(&o);
+    if (!strcmp(cmd, "token") && !strcmp(sub, "revoke"))
+        return cmd_token_revoke(&o);
     if (!strcmp(cmd, "ingest"))
         return cmd_ingest(&o);
     if (!strcmp(cmd, "events"))

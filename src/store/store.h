@@ -92,6 +92,8 @@ struct am_store_ops {
     am_rc (*user_find)(void *impl, const char *name, int64_t *user_id);
     am_rc (*token_add)(void *impl, int64_t user_id, const uint8_t hash[32], unsigned scopes,
                        const char *label);
+    /* Revokes the token with this hash from now on; AM_ENOTFOUND when no live token has it. */
+    am_rc (*token_revoke)(void *impl, const uint8_t hash[32]);
     /* AM_EDENIED for an unknown or revoked token. */
     am_rc (*token_lookup)(void *impl, const uint8_t hash[32], int64_t *user_id, unsigned *scopes,
                           char *user_name, size_t user_name_len);

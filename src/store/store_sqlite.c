@@ -242,6 +242,11 @@ static am_rc sq_token_add(void *impl, int64_t user_id, const uint8_t hash[32], u
     return sq_submit(impl, &r);
 }
 
+static am_rc sq_token_revoke(void *impl, const uint8_t hash[32]) {
+    struct sq_req r = {.kind = SQ_TOKEN_REVOKE, .hash = hash};
+    return sq_submit(impl, &r);
+}
+
 static void sq_stats(void *impl, struct am_store_stats *out) {
     struct sq *s = impl;
     pthread_mutex_lock(&s->lock);
@@ -262,6 +267,7 @@ const struct am_store_ops am_store_sqlite_ops = {
     .user_add = sq_user_add,
     .user_find = sq_user_find,
     .token_add = sq_token_add,
+    .token_revoke = sq_token_revoke,
     .token_lookup = sq_token_lookup,
     .stats = sq_stats,
     .ping = sq_ping,

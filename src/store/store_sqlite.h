@@ -11,7 +11,7 @@
 /* Query shapes: one bit per optional clause (stream, source, from, to, cursor, descending). */
 #define SQ_QUERY_SHAPES 64
 
-enum sq_kind { SQ_APPEND, SQ_BLOB_ADD, SQ_USER_ADD, SQ_TOKEN_ADD };
+enum sq_kind { SQ_APPEND, SQ_BLOB_ADD, SQ_USER_ADD, SQ_TOKEN_ADD, SQ_TOKEN_REVOKE };
 
 /* One write waiting for, or inside, a group commit. Lives on its caller's stack. */
 struct sq_req {
@@ -47,7 +47,7 @@ struct sq {
     sqlite3 *wdb;
     sqlite3_stmt *st_begin, *st_commit, *st_rollback, *st_savepoint, *st_rollback_to, *st_release;
     sqlite3_stmt *st_stream_get, *st_stream_add, *st_blob_owned, *st_insert, *st_dup, *st_stats,
-        *st_blob_add, *st_user_blob_add, *st_user_add, *st_token_add;
+        *st_blob_add, *st_user_blob_add, *st_user_add, *st_token_add, *st_token_revoke;
     pthread_t writer;
     int writer_started;
     pthread_mutex_t lock; /* queue, done flags, stopping and stats */

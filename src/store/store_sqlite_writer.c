@@ -39,7 +39,8 @@
                         " VALUES(?1, ?2, ?3)")                                                     \
     X(st_user_add, "INSERT INTO users(name, created_ns) VALUES(?1, ?2)")                           \
     X(st_token_add, "INSERT INTO tokens(user_id, hash, scopes, label, created_ns)"                 \
-                    " VALUES(?1, ?2, ?3, ?4, ?5)")
+                    " VALUES(?1, ?2, ?3, ?4, ?5)")                                                 \
+    X(st_token_revoke, "UPDATE tokens SET revoked_ns = ?2 WHERE hash = ?1 AND revoked_ns IS NULL")
 
 am_rc sq_writer_prepare(struct sq *s) {
     am_rc rc;
@@ -289,6 +290,16 @@ static am_rc do_token_add(struct sq *s, struct sq_req *r) {
     return constraint_rc(run(st));
 }
 
+static am_rc do_token_revoke(struct sq *s, struct sq_req *r) {
+    sqlite3_stmt *st = s->st_token_revoke;
+    sqlite3_bind_blob(st, 1, r->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, am_now_ns());
+    int rc = run(st);
+    if (rc != SQLITE_OK)
+        return constraint_rc(rc);
+    return sqlite3_changes(s->wdb) == 1 ? AM_OK : AM_ENOTFOUND;
+}
+
 static am_rc do_request(struct sq *s, struct sq_req *r) {
     switch (r->kind) {
     case SQ_APPEND:
@@ -299,6 +310,8 @@ static am_rc do_request(struct sq *s, struct sq_req *r) {
         return do_user_add(s, r);
     case SQ_TOKEN_ADD:
         return do_token_add(s, r);
+    case SQ_TOKEN_REVOKE:
+        return do_token_revoke(s, r);
     }
     return AM_EINVAL;
 }
