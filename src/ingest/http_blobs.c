@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+static am_rc upload_sink(void *arg, const void *data, size_t len) {
+    return am_blob_upload_write(arg, data, len);
+}
+
 void http_blob_put(struct am_http *h, struct mg_connection *c, const struct am_auth *a) {
     const struct am_config *cfg = &h->srv->cfg;
     struct am_store *s = &h->srv->store;
@@ -35,34 +39,16 @@ void http_blob_put(struct am_http *h, struct mg_connection *c, const struct am_a
         http_problem(c, 503, "unavailable", "cannot store blobs: %s", am_strerror(rc));
         return;
     }
-    char *chunk = am_malloc(65536); /* worker stacks are small */
-    if (!chunk) {
+    rc = http_stream_body(c, upload_sink, u);
+    if (rc) {
         am_blob_upload_abort(u);
-        http_problem(c, 503, "unavailable", "out of memory");
-        return;
-    }
-    long long received = 0;
-    for (;;) {
-        int n = mg_read(c, chunk, 65536);
-        if (n <= 0)
-            break;
-        received += n;
-        rc = am_blob_upload_write(u, chunk, (size_t)n);
-        if (rc) {
-            am_free(chunk);
-            am_blob_upload_abort(u);
-            if (rc == AM_ELIMIT)
-                http_problem(c, 413, "too-large", "blob is over the limit of %lld bytes",
-                             (long long)cfg->max_blob_bytes);
-            else
-                http_problem(c, 503, "unavailable", "writing the blob: %s", am_strerror(rc));
-            return;
-        }
-    }
-    am_free(chunk);
-    if (ri->content_length >= 0 && received != ri->content_length) {
-        am_blob_upload_abort(u); /* the client went away mid-body */
-        http_problem(c, 400, "malformed", "body shorter than its Content-Length");
+        if (rc == AM_ELIMIT)
+            http_problem(c, 413, "too-large", "blob is over the limit of %lld bytes",
+                         (long long)cfg->max_blob_bytes);
+        else if (rc == AM_EINVAL)
+            http_problem(c, 400, "malformed", "body shorter than its Content-Length");
+        else
+            http_problem(c, 503, "unavailable", "writing the blob: %s", am_strerror(rc));
         return;
     }
     struct am_blob_info info;

@@ -34,6 +34,11 @@ struct am_http {
     struct rl_slot rl[RL_SLOTS];
 };
 
+/* The problem+json object (RFC 9457) for an answer; caller owns. */
+json_t *http_problem_json(int status, const char *type, const char *detail);
+const char *http_status_title(int status);
+/* The bearer token of a request (or its ?token= when allow_query), "" when none. */
+void http_bearer(struct mg_connection *c, int allow_query, char *out, size_t out_len);
 /* Sends a problem+json answer (RFC 9457). type is the short name, e.g. "malformed". */
 void http_problem(struct mg_connection *c, int status, const char *type, const char *detail_fmt,
                   ...) __attribute__((format(printf, 4, 5)));
@@ -58,6 +63,10 @@ am_rc http_auth_token(struct am_http *h, const char *token, struct am_auth *out)
 /* Sends the interim "100 Continue" when the client waits for it (after the checks
  * that could refuse the request). */
 void http_continue(struct mg_connection *c);
+/* Streams the body into sink in 64 KiB pieces. AM_EINVAL when it is shorter than its
+ * Content-Length (the client went away); a sink's error as the sink returned it. */
+am_rc http_stream_body(struct mg_connection *c,
+                       am_rc (*sink)(void *arg, const void *data, size_t len), void *arg);
 /* Reads the whole body up to max_bytes; answers 413 itself and returns 0 when over. */
 int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out);
 /* A query-string parameter, URL-decoded: 1 present, 0 absent, -1 longer than out. */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *status_title(int status) {
+const char *http_status_title(int status) {
     switch (status) {
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
@@ -67,18 +67,18 @@ void http_json(struct mg_connection *c, int status, json_t *body) {
     send_json(c, status, "application/json", body, NULL, NULL);
 }
 
-static json_t *problem(int status, const char *type, const char *detail_in) {
+json_t *http_problem_json(int status, const char *type, const char *detail_in) {
     char t[96], detail[512];
     snprintf(detail, sizeof detail, "%s", detail_in);
     am_utf8_clean(detail);
     snprintf(t, sizeof t, "urn:am:problem:%s", type);
-    return json_pack("{s:s, s:s, s:i, s:s}", "type", t, "title", status_title(status), "status",
+    return json_pack("{s:s, s:s, s:i, s:s}", "type", t, "title", http_status_title(status), "status",
                      status, "detail", detail);
 }
 
 void http_problem_with(struct mg_connection *c, int status, const char *type, json_t *extra,
                        const char *detail) {
-    json_t *p = problem(status, type, detail);
+    json_t *p = http_problem_json(status, type, detail);
     if (p && extra)
         json_object_update(p, extra);
     json_decref(extra);
@@ -91,12 +91,12 @@ void http_problem(struct mg_connection *c, int status, const char *type, const c
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    send_json(c, status, "application/problem+json", problem(status, type, detail), NULL, NULL);
+    send_json(c, status, "application/problem+json", http_problem_json(status, type, detail), NULL, NULL);
 }
 
 void http_problem_header(struct mg_connection *c, int status, const char *type,
                          const char *header, const char *value, const char *detail) {
-    send_json(c, status, "application/problem+json", problem(status, type, detail), header,
+    send_json(c, status, "application/problem+json", http_problem_json(status, type, detail), header,
               value);
 }
 
@@ -104,7 +104,7 @@ static void problem_retry(struct mg_connection *c, int retry_after_s) {
     char ra[16];
     snprintf(ra, sizeof ra, "%d", retry_after_s);
     send_json(c, 429, "application/problem+json",
-              problem(429, "rate-limited", "too many requests for this token; retry later"),
+              http_problem_json(429, "rate-limited", "too many requests for this token; retry later"),
               "Retry-After", ra);
 }
 
@@ -126,6 +126,34 @@ void http_continue(struct mg_connection *c) {
     (void)ri;
 }
 
+am_rc http_stream_body(struct mg_connection *c, am_rc (*sink)(void *arg, const void *data,
+                                                                 size_t len),
+                       void *arg) {
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    long long received = 0;
+    am_rc rc = AM_OK;
+    char *chunk = am_malloc(65536); /* worker stacks are small: buffers live on the heap */
+    if (!chunk)
+        return AM_ENOMEM;
+    for (;;) {
+        int n = mg_read(c, chunk, 65536);
+        if (n <= 0)
+            break;
+        received += n;
+        if ((rc = sink(arg, chunk, (size_t)n)) != AM_OK)
+            break;
+    }
+    am_free(chunk);
+    /* A body shorter than its Content-Length: the client went away mid-body. */
+    if (rc == AM_OK && ri->content_length >= 0 && received != ri->content_length)
+        rc = AM_EINVAL;
+    return rc;
+}
+
+static am_rc buf_sink(void *arg, const void *data, size_t len) {
+    return am_buf_append(arg, data, len);
+}
+
 int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out) {
     const struct mg_request_info *ri = mg_get_request_info(c);
     if (ri->content_length > 0 && (unsigned long long)ri->content_length > max_bytes) {
@@ -135,42 +163,19 @@ int http_read_body(struct mg_connection *c, size_t max_bytes, struct am_buf *out
     }
     http_continue(c);
     am_buf_init(out, max_bytes);
-    /* Worker stacks are small: buffers live on the heap. */
-    char *chunk = am_malloc(65536);
-    if (!chunk) {
-        http_problem(c, 503, "unavailable", "out of memory reading the body");
-        return 0;
-    }
-    for (;;) {
-        int n = mg_read(c, chunk, 65536);
-        if (n <= 0)
-            break;
-        am_rc rc = am_buf_append(out, chunk, (size_t)n);
-        if (rc == AM_ELIMIT) {
-            am_free(chunk);
-            am_buf_free(out);
-            http_problem(c, 413, "too-large", "body is over the limit of %zu bytes", max_bytes);
-            return 0;
-        }
-        if (rc) {
-            am_free(chunk);
-            am_buf_free(out);
-            http_problem(c, 500, "internal", "out of memory reading the body");
-            return 0;
-        }
-    }
-    am_free(chunk);
-    if (ri->content_length >= 0 && out->len != (size_t)ri->content_length) {
-        /* The client went away mid-body: nothing of it may be stored. */
-        am_buf_free(out);
+    am_rc rc = http_stream_body(c, buf_sink, out);
+    if (rc == AM_OK && !out->data)
+        rc = am_buf_append(out, "", 0);
+    if (rc == AM_OK)
+        return 1;
+    am_buf_free(out);
+    if (rc == AM_ELIMIT)
+        http_problem(c, 413, "too-large", "body is over the limit of %zu bytes", max_bytes);
+    else if (rc == AM_EINVAL)
         http_problem(c, 400, "malformed", "body shorter than its Content-Length");
-        return 0;
-    }
-    if (!out->data && am_buf_append(out, "", 0) != AM_OK) {
-        http_problem(c, 500, "internal", "out of memory reading the body");
-        return 0;
-    }
-    return 1;
+    else
+        http_problem(c, 503, "unavailable", "out of memory reading the body");
+    return 0;
 }
 
 /* ---------------------------------------------------------------- auth and rate limit */
@@ -217,18 +222,23 @@ static int rate_ok(struct am_http *h, const uint8_t hash[32], int *retry_after_s
     return ok;
 }
 
-int http_auth(struct am_http *h, struct mg_connection *c, unsigned scope, int allow_query,
-              struct am_auth *out) {
+void http_bearer(struct mg_connection *c, int allow_query, char *out, size_t out_len) {
     const char *hdr = mg_get_header(c, "Authorization");
-    char token[260] = "";
+    out[0] = '\0';
     if (hdr && strncasecmp(hdr, "Bearer ", 7) == 0) {
         const char *t = hdr + 7;
         while (*t == ' ')
             t++;
-        snprintf(token, sizeof token, "%s", t);
-    } else if (allow_query) {
-        http_param(c, "token", token, sizeof token);
+        snprintf(out, out_len, "%s", t);
+    } else if (allow_query && http_param(c, "token", out, out_len) != 1) {
+        out[0] = '\0';
     }
+}
+
+int http_auth(struct am_http *h, struct mg_connection *c, unsigned scope, int allow_query,
+              struct am_auth *out) {
+    char token[260];
+    http_bearer(c, allow_query, token, sizeof token);
     if (!token[0]) {
         http_problem(c, 401, "unauthorized", "send 'Authorization: Bearer <token>'");
         return 0;

@@ -121,27 +121,22 @@ static void ws_error(struct ws_conn *w, int status, const char *detail) {
  * never holds a worker thread. CivetWeb has already marked the connection as a
  * WebSocket here, so its response-header calls refuse: the answer is written whole. */
 static int refuse(struct mg_connection *conn, int status, const char *type, const char *detail) {
-    const char *title = status == 401 ? "Unauthorized" : "Service Unavailable";
-    char t[64], head[256];
-    snprintf(t, sizeof t, "urn:am:problem:%s", type);
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", t, "title", title, "status", status,
-                          "detail", detail);
+    char head[256];
+    json_t *p = http_problem_json(status, type, detail);
     char *body = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
     size_t len = body ? strlen(body) : 0;
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     status, title, len);
+                     status, http_status_title(status), len);
     mg_write(conn, head, (size_t)n);
     if (body)
         mg_write(conn, body, len);
     am_free(body);
-    if (status == 401 || status == 503) {
-        struct am_http *h = mg_get_user_data(mg_get_context(conn));
-        if (h && h->srv->metrics)
-            am_metrics_http(h->srv->metrics, status);
-    }
+    struct am_http *h = mg_get_user_data(mg_get_context(conn));
+    if (h && h->srv->metrics)
+        am_metrics_http(h->srv->metrics, status);
     return 1;
 }
 
@@ -149,12 +144,8 @@ static int ws_connect(const struct mg_connection *cconn, void *cbdata) {
     struct am_http *h = cbdata;
     struct mg_connection *conn = (struct mg_connection *)cconn;
     struct am_auth auth;
-    const char *hdr = mg_get_header(conn, "Authorization");
-    char token[260] = "";
-    if (hdr && strncasecmp(hdr, "Bearer ", 7) == 0)
-        snprintf(token, sizeof token, "%s", hdr + 7);
-    else
-        http_param(conn, "token", token, sizeof token);
+    char token[260];
+    http_bearer(conn, 1, token, sizeof token);
     if (!token[0] || http_auth_token(h, token, &auth) != AM_OK) {
         return refuse(conn, 401, "unauthorized",
                       "unknown or missing token (Authorization header or ?token=)");
