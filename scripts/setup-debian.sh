@@ -8,8 +8,13 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev git ca-certificates
   # libraries the daemon links
   libsqlite3-dev libcivetweb-dev libjansson-dev libsodium-dev libmagic-dev libcurl4-openssl-dev zlib1g-dev
+  # the enrichment pipeline: OCR, speech-to-text, audio/video decoding
+  libtesseract-dev libleptonica-dev tesseract-ocr-eng libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us
+  libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
   # tools the tests and benchmarks use
   curl prometheus sqlite3 procps psmisc valgrind python3 python3-websocket
+  # test fixtures: rendered text (ImageMagick + a font), clips (ffmpeg), recorded speech (alsa-utils)
+  imagemagick fonts-dejavu-core ffmpeg alsa-utils
 )
 
 missing=()

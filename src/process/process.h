@@ -1,0 +1,28 @@
+/* process.h — the enrichment pipeline: workers that take jobs from the store's durable
+ * queue (rows written in the same transaction as their event: an outbox), run them
+ * (OCR, speech-to-text, key frames, captions, text analysis, embeddings) and store what
+ * they derive through am_ingest_submit with keys derived from input and job kind, so a
+ * rerun after a crash never duplicates. Failures retry with backoff and jitter, then go
+ * to the dead-letter state with their error. */
+#ifndef AM_PROCESS_H
+#define AM_PROCESS_H
+
+#include "../core/core.h"
+
+struct am_server;
+struct am_process; /* opaque: the worker pool */
+
+/* Starts cfg.workers threads (0: one per core). */
+am_rc am_process_start(struct am_server *srv, struct am_process **out);
+/* Stops taking jobs, lets running ones finish, joins the workers. NULL is a no-op. */
+void am_process_stop(struct am_process *p);
+/* Appends the pipeline's Prometheus metrics (queue depth by kind and state, job
+ * latency) to out. */
+void am_process_metrics(struct am_process *p, struct am_buf *out);
+
+/* Embeds a query with the configured embedder (the built-in one when no model server is
+ * set). *model names the model; *out (dim floats) is the caller's to am_free. */
+am_rc am_process_embed_query(struct am_process *p, const char *text, float **out, int *dim,
+                             char *model, size_t model_len, char *err, size_t err_len);
+
+#endif
