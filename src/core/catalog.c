@@ -229,6 +229,16 @@ static const struct am_field f_feedback[] = {
     INTF("target", 1, 0, 9.2e18, NULL, "event the feedback is about"),
     STRF("rating", 1, "useful, not_useful, snooze, confirm, reject, edit"),
 };
+static const struct am_field f_analysis[] = {
+    TEXT("summary", 0, "summary by the chat model"),
+    OBJ("entities", 0, "people, places, organisations, topics"),
+    ARR("urls", 0, "URLs found"),
+    ARR("emails", 0, "email addresses found"),
+    ARR("phones", 0, "phone numbers found"),
+    ARR("dates", 0, "dates found"),
+    ARR("amounts", 0, "money amounts found"),
+    INTF("source_event", 1, 0, 9.2e18, NULL, "event the text came from"),
+};
 static const struct am_field f_derived[] = {
     TEXT("text", 0, "description"),
     ARR("evidence", 0, "event ids"),
@@ -295,6 +305,7 @@ static const struct am_stream_def catalog[] = {
     S("external.social", FOREVER, 0, 0, f_feed, "posts and likes"),
     S("derived.embedding", FOREVER, 0, 0, f_embedding, "text embeddings"),
     S("derived.summary", FOREVER, 1, 0, f_text, "summaries"),
+    S("derived.analysis", FOREVER, 0, 0, f_analysis, "what text analysis found in an event"),
     S("derived.habit", FOREVER, 0, 0, f_derived, "habits and routines"),
     S("derived.anomaly", FOREVER, 0, 0, f_derived, "anomalies"),
     S("derived.correlation", FOREVER, 0, 0, f_derived, "correlations"),

@@ -254,4 +254,30 @@ am_rc am_catalog_validate(const char *stream, const json_t *payload, char *reaso
 /* The catalog as JSON (for GET /v1/streams); caller owns. */
 json_t *am_catalog_to_json(const struct am_stream_def *d);
 
+/* ---------------------------------------------------------------- enrichment routing
+ * Which pipeline jobs an event needs, and which of its text is searchable. The store
+ * writes the jobs and the full-text row in the event's own transaction (an outbox). */
+
+enum am_job_kind {
+    AM_JOB_OCR = 0, /* image → image.ocr */
+    AM_JOB_STT,     /* audio → audio.transcript */
+    AM_JOB_FRAMES,  /* video.clip → video.frame (each then OCR'd and captioned) */
+    AM_JOB_CAPTION, /* image → image.caption (needs a vision model) */
+    AM_JOB_ANALYZE, /* text → derived.analysis */
+    AM_JOB_EMBED,   /* text → a vector (not an event) */
+    AM_JOB_KINDS
+};
+enum am_job_state { AM_JOB_PENDING = 0, AM_JOB_RUNNING, AM_JOB_DONE, AM_JOB_DEAD, AM_JOB_STATES };
+
+const char *am_job_kind_name(int kind);
+const char *am_job_state_name(int state);
+int am_job_kind_parse(const char *name); /* -1 when unknown */
+/* Bit (1u << kind) for each job an event of this stream needs. */
+unsigned am_stream_jobs(const char *stream, int has_blob);
+/* 1 when the stream's text goes into the full-text index. */
+int am_stream_searchable(const char *stream);
+/* The searchable text of a payload (its text fields, one per line) into out. Empty when
+ * the payload holds none; AM_EINVAL when it is not a JSON object. */
+am_rc am_payload_text(const char *payload, size_t len, struct am_buf *out);
+
 #endif

@@ -66,6 +66,58 @@ struct am_store_config {
     const char *data_dir;           /* the database lives at DIR/am.db */
     size_t group_commit_max_events; /* upper bound of one transaction */
     int read_connections;           /* pool size for readers */
+    unsigned job_kinds;             /* jobs written with new events (1u << am_job_kind) */
+    const char *embed_model;        /* the model embed jobs are written for */
+};
+
+/* ---------------------------------------------------------------- jobs */
+
+struct am_job {
+    int64_t id;
+    int64_t user_id;
+    int64_t event_id;
+    int kind;           /* enum am_job_kind */
+    char arg[64];       /* embed: the model */
+    int attempts;       /* counting the one just claimed */
+    int64_t created_ns;
+};
+
+/* How a job ended: done, to run again after a time, or dead with an error. */
+struct am_job_outcome {
+    int64_t job_id;
+    int state;            /* AM_JOB_DONE, AM_JOB_PENDING (retry) or AM_JOB_DEAD */
+    int64_t run_after_ns; /* retry: not before */
+    const char *error;    /* retry/dead: why (kept) */
+};
+
+/* Jobs of one kind in one state, for /v1/jobs and /metrics. */
+struct am_job_count {
+    int kind, state;
+    int64_t count;
+    int64_t oldest_created_ns; /* of the pending ones; 0 when none */
+};
+
+/* A dead job as /v1/jobs lists it. */
+struct am_job_info {
+    int64_t id, event_id;
+    int kind, state, attempts;
+    int64_t updated_ns;
+    char error[256];
+};
+
+/* ---------------------------------------------------------------- search */
+
+struct am_search_filter {
+    const char *const *streams; /* NULL: any */
+    size_t n_streams;
+    const char *source;         /* NULL: any */
+    int64_t from_ns, to_ns;     /* AM_TS_NONE: open */
+};
+
+struct am_hit {
+    int64_t event_id;
+    double score;        /* text: -bm25 (higher is better); vector: cosine */
+    char snippet[512];   /* text hits: the match with <mark>…</mark> */
 };
 
 struct am_store_ops {
@@ -100,6 +152,41 @@ struct am_store_ops {
     void (*stats)(void *impl, struct am_store_stats *out);
     /* Database health: AM_OK when a read succeeds. */
     am_rc (*ping)(void *impl);
+
+    /* Jobs (the outbox). Called when a commit wrote new jobs, on the writer thread. */
+    void (*set_job_notify)(void *impl, void (*cb)(void *arg), void *arg);
+    /* Claims up to max ready jobs of one kind: pending ones whose time has come and
+     * running ones whose lease ran out. Each claim counts an attempt; a job claimed
+     * more than max_attempts times (it crashed the worker or hung) goes dead instead. */
+    am_rc (*job_claim)(void *impl, int kind, int64_t now_ns, int64_t lease_ns, int max_attempts,
+                       struct am_job *out, size_t max, size_t *n);
+    am_rc (*job_finish)(void *impl, const struct am_job_outcome *o, size_t n);
+    /* Makes every running job claimable now (at start: their worker is gone). */
+    am_rc (*job_recover)(void *impl, int64_t *n);
+    /* Adds embed jobs for the model for every searchable text event without its vector. */
+    am_rc (*job_reembed)(void *impl, const char *model, int64_t *n);
+    /* Dead jobs of one user (kind -1: all) back to pending with attempts reset. */
+    am_rc (*job_retry_dead)(void *impl, int64_t user_id, int kind, int64_t *n);
+    /* Counts by kind and state; user_id 0 counts everyone's (metrics). Caller frees. */
+    am_rc (*job_counts)(void *impl, int64_t user_id, struct am_job_count **out, size_t *n);
+    am_rc (*job_list_dead)(void *impl, int64_t user_id, size_t limit, struct am_job_info **out,
+                           size_t *n);
+    /* The earliest time a pending job becomes ready, or AM_TS_NONE when none is pending. */
+    am_rc (*job_next_ready)(void *impl, int kind, int64_t *ts_ns);
+
+    /* Vectors and search. vector_put replaces the event's vector for that model. */
+    am_rc (*vector_put)(void *impl, int64_t user_id, int64_t event_id, const char *model,
+                        const float *v, int dim);
+    /* The text an event contributes to the full-text index ("" when none). Caller frees. */
+    am_rc (*event_text)(void *impl, int64_t user_id, int64_t event_id, char **text);
+    /* Full-text (BM25) hits for query (FTS5 syntax), best first. Caller frees *out. */
+    am_rc (*search_text)(void *impl, int64_t user_id, const char *query,
+                         const struct am_search_filter *f, size_t limit, struct am_hit **out,
+                         size_t *n);
+    /* Exact k nearest neighbours by cosine over the user's vectors of the model. */
+    am_rc (*search_vector)(void *impl, int64_t user_id, const char *model, const float *q,
+                           int dim, const struct am_search_filter *f, size_t limit,
+                           struct am_hit **out, size_t *n);
 };
 
 extern const struct am_store_ops am_store_sqlite_ops;

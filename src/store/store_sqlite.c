@@ -113,6 +113,7 @@ am_rc sq_open_conn(const char *path, int readonly, sqlite3 **out) {
 
 static void sq_free(struct sq *s) {
     sq_writer_finalize(s);
+    sq_jobs_finalize(s);
     sqlite3_close(s->wdb);
     sq_readers_close(s);
     pthread_mutex_destroy(&s->lock);
@@ -140,8 +141,10 @@ static am_rc sq_open(const struct am_store_config *cfg, void **impl) {
     if (len < 0 || (size_t)len >= sizeof s->path)
         goto fail;
     s->max_events = cfg->group_commit_max_events ? cfg->group_commit_max_events : 20000;
+    s->job_kinds = cfg->job_kinds;
+    snprintf(s->embed_model, sizeof s->embed_model, "%s", cfg->embed_model ? cfg->embed_model : "");
     if ((rc = sq_open_conn(s->path, 0, &s->wdb)) != AM_OK || (rc = sq_migrate(s->wdb)) != AM_OK ||
-        (rc = sq_writer_prepare(s)) != AM_OK)
+        (rc = sq_writer_prepare(s)) != AM_OK || (rc = sq_jobs_prepare(s)) != AM_OK)
         goto fail;
     int n = cfg->read_connections > 0 ? cfg->read_connections : 4;
     if (n > SQ_MAX_READERS)
@@ -271,4 +274,17 @@ const struct am_store_ops am_store_sqlite_ops = {
     .token_lookup = sq_token_lookup,
     .stats = sq_stats,
     .ping = sq_ping,
+    .set_job_notify = sq_set_job_notify,
+    .job_claim = sq_job_claim,
+    .job_finish = sq_job_finish,
+    .job_recover = sq_job_recover,
+    .job_reembed = sq_job_reembed,
+    .job_retry_dead = sq_job_retry_dead,
+    .job_counts = sq_job_counts,
+    .job_list_dead = sq_job_list_dead,
+    .job_next_ready = sq_job_next_ready,
+    .vector_put = sq_vector_put,
+    .event_text = sq_event_text,
+    .search_text = sq_search_text,
+    .search_vector = sq_search_vector,
 };

@@ -11,7 +11,11 @@
 /* Query shapes: one bit per optional clause (stream, source, from, to, cursor, descending). */
 #define SQ_QUERY_SHAPES 64
 
-enum sq_kind { SQ_APPEND, SQ_BLOB_ADD, SQ_USER_ADD, SQ_TOKEN_ADD, SQ_TOKEN_REVOKE };
+enum sq_kind {
+    SQ_APPEND, SQ_BLOB_ADD, SQ_USER_ADD, SQ_TOKEN_ADD, SQ_TOKEN_REVOKE,
+    /* jobs and vectors (store_sqlite_jobs.c) */
+    SQ_JOB_CLAIM, SQ_JOB_FINISH, SQ_JOB_RECOVER, SQ_JOB_REEMBED, SQ_JOB_RETRY, SQ_VECTOR_PUT
+};
 
 /* One write waiting for, or inside, a group commit. Lives on its caller's stack. */
 struct sq_req {
@@ -26,6 +30,15 @@ struct sq_req {
     unsigned scopes;                 /* token_add */
     int64_t new_id;                  /* user_add: the new user's id */
     int64_t counts[3];               /* stored, duplicate, rejected: added to stats on commit */
+    /* jobs and vectors */
+    int job_kind;                    /* claim, retry (-1: all) */
+    int64_t now_ns, lease_ns;        /* claim */
+    int max_attempts;                /* claim */
+    struct am_job *jobs;             /* claim: room for n, filled with new_id of them */
+    const struct am_job_outcome *outcomes; /* finish: n */
+    int64_t event_id;                /* vector_put */
+    const float *vec;                /* vector_put: dim floats */
+    int dim;
     am_rc rc;
     int failed; /* rolled back on its own; left out when the transaction is run again */
     int done;   /* set under sq.lock; the caller may return (and free the request) after it */
@@ -48,6 +61,15 @@ struct sq {
     sqlite3_stmt *st_begin, *st_commit, *st_rollback, *st_savepoint, *st_rollback_to, *st_release;
     sqlite3_stmt *st_stream_get, *st_stream_add, *st_blob_owned, *st_insert, *st_dup, *st_stats,
         *st_blob_add, *st_user_blob_add, *st_user_add, *st_token_add, *st_token_revoke;
+    /* the outbox: jobs and full-text rows written with each new event */
+    unsigned job_kinds;
+    char embed_model[64];
+    sqlite3_stmt *st_fts_insert, *st_job_insert, *st_job_ready, *st_job_expired, *st_job_claim,
+        *st_job_dead, *st_job_finish, *st_job_recover, *st_job_retry, *st_job_retry_kind,
+        *st_vector_put;
+    int jobs_written;                    /* by the group being committed */
+    void (*job_notify)(void *arg);       /* set once before jobs flow */
+    void *job_notify_arg;
     pthread_t writer;
     int writer_started;
     pthread_mutex_t lock; /* queue, done flags, stopping and stats */
@@ -91,5 +113,33 @@ am_rc sq_user_find(void *impl, const char *name, int64_t *user_id);
 am_rc sq_token_lookup(void *impl, const uint8_t hash[32], int64_t *user_id, unsigned *scopes,
                       char *user_name, size_t user_name_len);
 am_rc sq_ping(void *impl);
+struct sq_reader *sq_reader_get(struct sq *s);
+void sq_reader_put(struct sq *s, struct sq_reader *r);
+/* Jobs, full text and vectors (store_sqlite_jobs.c). */
+am_rc sq_jobs_prepare(struct sq *s);
+void sq_jobs_finalize(struct sq *s);
+/* In an append's savepoint: the event's full-text row and its jobs. */
+am_rc sq_outbox_add(struct sq *s, int64_t user_id, const struct am_event *e);
+am_rc sq_do_job_request(struct sq *s, struct sq_req *r);
+void sq_set_job_notify(void *impl, void (*cb)(void *arg), void *arg);
+am_rc sq_job_claim(void *impl, int kind, int64_t now_ns, int64_t lease_ns, int max_attempts,
+                   struct am_job *out, size_t max, size_t *n);
+am_rc sq_job_finish(void *impl, const struct am_job_outcome *o, size_t n);
+am_rc sq_job_recover(void *impl, int64_t *n);
+am_rc sq_job_reembed(void *impl, const char *model, int64_t *n);
+am_rc sq_job_retry_dead(void *impl, int64_t user_id, int kind, int64_t *n);
+am_rc sq_job_counts(void *impl, int64_t user_id, struct am_job_count **out, size_t *n);
+am_rc sq_job_list_dead(void *impl, int64_t user_id, size_t limit, struct am_job_info **out,
+                       size_t *n);
+am_rc sq_job_next_ready(void *impl, int kind, int64_t *ts_ns);
+am_rc sq_vector_put(void *impl, int64_t user_id, int64_t event_id, const char *model,
+                    const float *v, int dim);
+am_rc sq_event_text(void *impl, int64_t user_id, int64_t event_id, char **text);
+am_rc sq_search_text(void *impl, int64_t user_id, const char *query,
+                     const struct am_search_filter *f, size_t limit, struct am_hit **out,
+                     size_t *n);
+am_rc sq_search_vector(void *impl, int64_t user_id, const char *model, const float *q, int dim,
+                       const struct am_search_filter *f, size_t limit, struct am_hit **out,
+                       size_t *n);
 
 #endif

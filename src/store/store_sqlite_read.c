@@ -7,7 +7,7 @@
 
 /* ---------------------------------------------------------------- the pool */
 
-static struct sq_reader *reader_get(struct sq *s) {
+struct sq_reader *sq_reader_get(struct sq *s) {
     pthread_mutex_lock(&s->rlock);
     for (;;) {
         for (int i = 0; i < s->n_readers; i++) {
@@ -21,7 +21,7 @@ static struct sq_reader *reader_get(struct sq *s) {
     }
 }
 
-static void reader_put(struct sq *s, struct sq_reader *r) {
+void sq_reader_put(struct sq *s, struct sq_reader *r) {
     pthread_mutex_lock(&s->rlock);
     r->busy = 0;
     pthread_cond_signal(&s->rfree);
@@ -129,7 +129,7 @@ am_rc sq_query(void *impl, int64_t user_id, const struct am_query *q, struct am_
                      (q->has_cursor ? Q_CURSOR : 0) | (q->descending ? Q_DESC : 0);
     char sql[1024];
     query_sql(shape, sql, sizeof sql);
-    struct sq_reader *r = reader_get(s);
+    struct sq_reader *r = sq_reader_get(s);
     sqlite3_stmt *st = NULL;
     am_rc rc = stmt(r, &r->query[shape], sql);
     if (rc)
@@ -158,7 +158,7 @@ am_rc sq_query(void *impl, int64_t user_id, const struct am_query *q, struct am_
         rc = sq_rc(step);
 out:
     done(st);
-    reader_put(s, r);
+    sq_reader_put(s, r);
     if (rc)
         am_event_list_free(out);
     return rc;
@@ -166,7 +166,7 @@ out:
 
 am_rc sq_get_event(void *impl, int64_t user_id, int64_t id, struct am_event *out) {
     struct sq *s = impl;
-    struct sq_reader *r = reader_get(s);
+    struct sq_reader *r = sq_reader_get(s);
     sqlite3_stmt *st = NULL;
     am_rc rc = stmt(r, &r->get_event, EVENT_COLS " AND e.id = ?2");
     if (rc)
@@ -184,7 +184,7 @@ am_rc sq_get_event(void *impl, int64_t user_id, int64_t id, struct am_event *out
     }
 out:
     done(st);
-    reader_put(s, r);
+    sq_reader_put(s, r);
     return rc;
 }
 
@@ -197,7 +197,7 @@ am_rc sq_streams(void *impl, int64_t user_id, struct am_stream_stat **out, size_
     int64_t now = am_now_ns();
     *out = NULL;
     *n = 0;
-    struct sq_reader *r = reader_get(s);
+    struct sq_reader *r = sq_reader_get(s);
     sqlite3_stmt *st = NULL;
     /* count > 0: a stream row is made before its first insert, which may turn out a
      * duplicate of a row filed under another stream. */
@@ -237,7 +237,7 @@ am_rc sq_streams(void *impl, int64_t user_id, struct am_stream_stat **out, size_
         rc = sq_rc(step);
 out:
     done(st);
-    reader_put(s, r);
+    sq_reader_put(s, r);
     if (rc) {
         am_free(list);
         return rc;
@@ -249,7 +249,7 @@ out:
 
 am_rc sq_blob_get(void *impl, int64_t user_id, const char *sha256, struct am_blob_info *out) {
     struct sq *s = impl;
-    struct sq_reader *r = reader_get(s);
+    struct sq_reader *r = sq_reader_get(s);
     sqlite3_stmt *st = NULL;
     am_rc rc = stmt(r, &r->blob_get,
                     "SELECT b.sha256, b.size, b.mime, ub.created_ns FROM user_blobs ub"
@@ -272,7 +272,7 @@ am_rc sq_blob_get(void *impl, int64_t user_id, const char *sha256, struct am_blo
     }
 out:
     done(st);
-    reader_put(s, r);
+    sq_reader_put(s, r);
     return rc;
 }
 
@@ -280,7 +280,7 @@ out:
 
 am_rc sq_user_find(void *impl, const char *name, int64_t *user_id) {
     struct sq *s = impl;
-    struct sq_reader *r = reader_get(s);
+    struct sq_reader *r = sq_reader_get(s);
     sqlite3_stmt *st = NULL;
     am_rc rc = stmt(r, &r->user_find, "SELECT id FROM users WHERE name = ?1");
     if (rc)
@@ -294,14 +294,14 @@ am_rc sq_user_find(void *impl, const char *name, int64_t *user_id) {
         rc = step == SQLITE_DONE ? AM_ENOTFOUND : sq_rc(step);
 out:
     done(st);
-    reader_put(s, r);
+    sq_reader_put(s, r);
     return rc;
 }
 
 am_rc sq_token_lookup(void *impl, const uint8_t hash[32], int64_t *user_id, unsigned *scopes,
                       char *user_name, size_t user_name_len) {
     struct sq *s = impl;
-    struct sq_reader *r = reader_get(s);
+    struct sq_reader *r = sq_reader_get(s);
     sqlite3_stmt *st = NULL;
     am_rc rc = stmt(r, &r->token_lookup,
                     "SELECT t.user_id, t.scopes, u.name FROM tokens t JOIN users u"
@@ -321,19 +321,19 @@ am_rc sq_token_lookup(void *impl, const uint8_t hash[32], int64_t *user_id, unsi
     }
 out:
     done(st);
-    reader_put(s, r);
+    sq_reader_put(s, r);
     return rc;
 }
 
 am_rc sq_ping(void *impl) {
     struct sq *s = impl;
-    struct sq_reader *r = reader_get(s);
+    struct sq_reader *r = sq_reader_get(s);
     am_rc rc = stmt(r, &r->ping, "SELECT count(*) FROM users WHERE id = 0");
     if (rc == AM_OK) {
         int step = sqlite3_step(r->ping);
         rc = step == SQLITE_ROW ? AM_OK : sq_rc(step) == AM_OK ? AM_EIO : sq_rc(step);
     }
     done(r->ping);
-    reader_put(s, r);
+    sq_reader_put(s, r);
     return rc;
 }

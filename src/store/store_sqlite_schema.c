@@ -31,6 +31,21 @@ static const char *const migrations[] = {
     "  created_ns INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE user_blobs(user_id INTEGER NOT NULL, sha256 TEXT NOT NULL,"
     "  created_ns INTEGER NOT NULL, PRIMARY KEY(user_id, sha256)) WITHOUT ROWID;",
+    /* 2: the pipeline's outbox (jobs written with their event), the full-text index
+     * (rowid = event id; diacritics folded) and vectors per model. Jobs stay after they
+     * are done, as the record of what ran on an event. */
+    "CREATE TABLE jobs(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,"
+    "  event_id INTEGER NOT NULL, kind INTEGER NOT NULL, arg TEXT NOT NULL DEFAULT '',"
+    "  state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    "  run_after_ns INTEGER NOT NULL, lease_until_ns INTEGER NOT NULL DEFAULT 0,"
+    "  created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL, error TEXT,"
+    "  UNIQUE(user_id, event_id, kind, arg));"
+    "CREATE INDEX jobs_ready ON jobs(state, kind, run_after_ns);"
+    "CREATE INDEX jobs_user ON jobs(user_id, kind, state);"
+    "CREATE VIRTUAL TABLE fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');"
+    "CREATE TABLE vectors(user_id INTEGER NOT NULL, model TEXT NOT NULL,"
+    "  event_id INTEGER NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL,"
+    "  PRIMARY KEY(user_id, model, event_id)) WITHOUT ROWID;",
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 

@@ -222,6 +222,8 @@ static am_rc do_append(struct sq *s, struct sq_req *r) {
         res->status = AM_ITEM_STORED;
         res->id = e->id = sqlite3_last_insert_rowid(s->wdb);
         r->counts[0]++;
+        if ((rc = sq_outbox_add(s, r->user_id, e)) != AM_OK)
+            return rc;
         size_t k = 0;
         while (k < n_acc && accs[k].stream_id != sid)
             k++;
@@ -312,6 +314,8 @@ static am_rc do_request(struct sq *s, struct sq_req *r) {
         return do_token_add(s, r);
     case SQ_TOKEN_REVOKE:
         return do_token_revoke(s, r);
+    default:
+        return sq_do_job_request(s, r);
     }
     return AM_EINVAL;
 }
@@ -382,6 +386,7 @@ static void run_group(struct sq *s, struct sq_req *group) {
     am_rc rc;
     for (struct sq_req *r = group; r; r = r->next)
         r->rc = AM_OK;
+    s->jobs_written = 0;
     /* Each round either commits, fails everyone (BEGIN or COMMIT failed), or drops the
      * one request during which the transaction was lost: at most n + 1 rounds. */
     while ((rc = try_group(s, group, &lost)) != AM_OK && lost) {
@@ -416,6 +421,9 @@ static void run_group(struct sq *s, struct sq_req *group) {
         r->done = 1;
     pthread_cond_broadcast(&s->done);
     pthread_mutex_unlock(&s->lock);
+    /* Workers learn of new jobs only once they are committed and can be claimed. */
+    if (rc == AM_OK && s->jobs_written && s->job_notify)
+        s->job_notify(s->job_notify_arg);
 }
 
 void *sq_writer_main(void *arg) {
