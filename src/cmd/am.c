@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct opts {
     const char *data_dir;
@@ -16,7 +17,8 @@ struct opts {
     int json;
     const char *user, *scope, *label;
     const char *stream, *source, *from, *to, *limit, *order;
-    int all;
+    const char *streams, *mode, *kind;
+    int all, dead;
     const char *args[4];
     int n_args;
 };
@@ -32,6 +34,10 @@ static void usage(void) {
             "[--all]\n"
             "  timeline [--from T] [--to T] [--limit N] [--all]\n"
             "  streams\n"
+            "  search TEXT [--streams S,S] [--source S] [--from T] [--to T] [--limit N]\n"
+            "         [--mode hybrid|text|vector]\n"
+            "  jobs status              (pipeline queues, dead letters)\n"
+            "  jobs retry --dead [--kind ocr|stt|frames|caption|analyze|embed]\n"
             "The URL comes from --url, AM_URL or DIR/amd.url; the token from --token or AM_TOKEN.\n");
 }
 
@@ -450,6 +456,147 @@ static int cmd_streams(const struct opts *o) {
     return rc;
 }
 
+/* GET or POST a path and hand back the parsed answer; prints the problem itself. */
+static json_t *api_call(const struct opts *o, const char *method, const char *path) {
+    struct http h;
+    if (!http_init(o, &h))
+        return NULL;
+    struct am_buf out;
+    am_buf_init(&out, 1 << 28);
+    long st = http_do(&h, method, path, NULL, strcmp(method, "POST") ? NULL : "", 0, &out);
+    json_t *r = NULL;
+    if (st != 200) {
+        print_problem(&out, st);
+    } else {
+        json_error_t je;
+        r = json_loadb(out.data, out.len, 0, &je);
+        if (!r)
+            fprintf(stderr, "am: the answer is not JSON: %s\n", je.text);
+    }
+    am_buf_free(&out);
+    http_done(&h);
+    return r;
+}
+
+static void print_json(json_t *r) {
+    char *s = json_dumps(r, JSON_INDENT(2));
+    printf("%s\n", s ? s : "{}");
+    am_free(s);
+}
+
+static int cmd_search(const struct opts *o) {
+    if (o->n_args < 2) {
+        fprintf(stderr, "am: search needs the words to find\n");
+        return 2;
+    }
+    char path[4096] = "/v1/search";
+    CURL *c = curl_easy_init();
+    if (!c)
+        return 1;
+    add_param(path, sizeof path, c, "q", o->args[1]);
+    add_param(path, sizeof path, c, "streams", o->streams);
+    add_param(path, sizeof path, c, "source", o->source);
+    add_param(path, sizeof path, c, "from", o->from);
+    add_param(path, sizeof path, c, "to", o->to);
+    add_param(path, sizeof path, c, "limit", o->limit);
+    add_param(path, sizeof path, c, "mode", o->mode);
+    curl_easy_cleanup(c);
+    json_t *r = api_call(o, "GET", path);
+    if (!r)
+        return 1;
+    if (o->json) {
+        print_json(r);
+    } else {
+        size_t i;
+        json_t *hit;
+        json_array_foreach(json_object_get(r, "hits"), i, hit) {
+            /* The snippet's <mark> tags become terminal emphasis; entities are undone. */
+            const char *sn = json_string_value(json_object_get(hit, "snippet"));
+            struct am_buf b;
+            am_buf_init(&b, 1 << 20);
+            for (const char *p = sn ? sn : ""; *p; p++) {
+                static const struct { const char *from, *to; } tr[] = {
+                    {"<mark>", "\033[1m"}, {"</mark>", "\033[0m"}, {"&lt;", "<"},
+                    {"&gt;", ">"}, {"&quot;", "\""}, {"&#39;", "'"}, {"&amp;", "&"}};
+                size_t k = 0;
+                for (; k < sizeof tr / sizeof tr[0]; k++)
+                    if (!strncmp(p, tr[k].from, strlen(tr[k].from)))
+                        break;
+                if (k < sizeof tr / sizeof tr[0]) {
+                    am_buf_appends(&b, isatty(1) || tr[k].from[1] != 'm' ? tr[k].to : "");
+                    p += strlen(tr[k].from) - 1;
+                } else {
+                    am_buf_append(&b, p, 1);
+                }
+            }
+            printf("%s  %-18s #%-8lld %s\n", json_string_value(json_object_get(hit, "ts")),
+                   json_string_value(json_object_get(hit, "stream")),
+                   (long long)json_integer_value(json_object_get(hit, "id")), b.data ? b.data : "");
+            am_buf_free(&b);
+        }
+        if (i == 0)
+            fprintf(stderr, "(no hits)\n");
+    }
+    json_decref(r);
+    return 0;
+}
+
+static int cmd_jobs(const struct opts *o, const char *sub) {
+    if (!strcmp(sub, "retry")) {
+        if (!o->dead) {
+            fprintf(stderr, "am: jobs retry takes --dead (only dead jobs are retried)\n");
+            return 2;
+        }
+        char path[256] = "/v1/jobs/retry?state=dead";
+        if (o->kind)
+            snprintf(path + strlen(path), sizeof path - strlen(path), "&kind=%s", o->kind);
+        json_t *r = api_call(o, "POST", path);
+        if (!r)
+            return 1;
+        printf("%lld dead job(s) queued again\n",
+               (long long)json_integer_value(json_object_get(r, "retried")));
+        json_decref(r);
+        return 0;
+    }
+    if (strcmp(sub, "status") != 0 && sub[0]) {
+        fprintf(stderr, "am: jobs status | jobs retry --dead\n");
+        return 2;
+    }
+    json_t *r = api_call(o, "GET", "/v1/jobs");
+    if (!r)
+        return 1;
+    if (o->json) {
+        print_json(r);
+        json_decref(r);
+        return 0;
+    }
+    printf("%-8s %9s %8s %9s %6s %12s\n", "KIND", "PENDING", "RUNNING", "DONE", "DEAD",
+           "OLDEST (s)");
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(r, "kinds"), k, v) {
+        printf("%-8s %9lld %8lld %9lld %6lld %12.1f\n", k,
+               (long long)json_integer_value(json_object_get(v, "pending")),
+               (long long)json_integer_value(json_object_get(v, "running")),
+               (long long)json_integer_value(json_object_get(v, "done")),
+               (long long)json_integer_value(json_object_get(v, "dead")),
+               json_real_value(json_object_get(v, "oldest_pending_s")));
+    }
+    size_t i;
+    json_array_foreach(json_object_get(r, "dead_letters"), i, v) {
+        if (i == 0)
+            printf("\ndead letters (am jobs retry --dead):\n");
+        printf("  job %lld  %-7s event %lld  after %lld attempt(s): %s\n",
+               (long long)json_integer_value(json_object_get(v, "id")),
+               json_string_value(json_object_get(v, "kind")),
+               (long long)json_integer_value(json_object_get(v, "event_id")),
+               (long long)json_integer_value(json_object_get(v, "attempts")),
+               json_string_value(json_object_get(v, "error")));
+    }
+    json_decref(r);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     struct opts o;
     memset(&o, 0, sizeof o);
@@ -482,7 +629,14 @@ int main(int argc, char **argv) {
         OPT("--to", to)
         OPT("--limit", limit)
         OPT("--order", order)
+        OPT("--streams", streams)
+        OPT("--mode", mode)
+        OPT("--kind", kind)
 #undef OPT
+        if (!strcmp(a, "--dead")) {
+            o.dead = 1;
+            continue;
+        }
         if (!strcmp(a, "--json")) {
             o.json = 1;
             continue;
@@ -522,6 +676,10 @@ int main(int argc, char **argv) {
         return cmd_list(&o, "/v1/timeline");
     if (!strcmp(cmd, "streams"))
         return cmd_streams(&o);
+    if (!strcmp(cmd, "search"))
+        return cmd_search(&o);
+    if (!strcmp(cmd, "jobs"))
+        return cmd_jobs(&o, sub);
     usage();
     return 2;
 }

@@ -1,6 +1,7 @@
 /* amd.c — the AM daemon: reads the settings, opens the store and the bus, serves
  * HTTP/WebSocket until SIGINT/SIGTERM, then closes everything in order. */
 #include "ingest/ingest.h"
+#include "process/process.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -150,10 +151,14 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     srv.started_ns = am_now_ns();
+    char embed_model[128];
+    am_process_embed_model(&srv.cfg, embed_model, sizeof embed_model);
     struct am_store_config sc = {.data_dir = srv.cfg.data_dir,
                                  .group_commit_max_events =
                                      (size_t)srv.cfg.group_commit_max_events,
-                                 .read_connections = 4};
+                                 .read_connections = 8,
+                                 .job_kinds = am_process_kinds(&srv.cfg),
+                                 .embed_model = embed_model};
     am_rc r = am_store_open(&srv.store, srv.cfg.store, &sc);
     if (r) {
         fprintf(stderr, "amd: store '%s' in %s: %s\n", srv.cfg.store, srv.cfg.data_dir,
@@ -167,9 +172,13 @@ int main(int argc, char **argv) {
     }
     if (am_metrics_new(&srv.metrics) != AM_OK)
         goto out_bus;
+    if (am_process_start(&srv, &srv.process) != AM_OK) {
+        fprintf(stderr, "amd: the pipeline's workers did not start\n");
+        goto out_metrics;
+    }
     if (am_http_start(&srv, err, sizeof err) != AM_OK) {
         fprintf(stderr, "amd: %s\n", err);
-        goto out_metrics;
+        goto out_process;
     }
     write_url(&srv);
     int sig = 0;
@@ -177,6 +186,10 @@ int main(int argc, char **argv) {
     am_info("amd: signal %d, stopping", sig);
     rc = 0;
     am_http_stop(&srv);
+out_process:
+    /* After HTTP: no request can reach search's embedder once the workers are gone. */
+    am_process_stop(srv.process);
+    srv.process = NULL;
 out_metrics:
     am_metrics_free(srv.metrics);
     srv.metrics = NULL;

@@ -23,6 +23,8 @@ struct setting {
 
 #define STR(f, def, doc)                                                                           \
     { #f, S_STR, offsetof(struct am_config, f), sizeof(((struct am_config *)0)->f), def, 0, 0, 0, doc }
+#define SECRET(f, def, doc)                                                                        \
+    { #f, S_STR, offsetof(struct am_config, f), sizeof(((struct am_config *)0)->f), def, 0, 0, 1, doc }
 #define INT(f, def, lo, hi, doc)                                                                   \
     { #f, S_INT, offsetof(struct am_config, f), sizeof(int64_t), def, lo, hi, 0, doc }
 
@@ -44,6 +46,37 @@ static const struct setting settings[] = {
     INT(rate_limit_burst, "2000", 1, 1000000000, "requests a token may make in a burst"),
     INT(ws_max_frame_bytes, "4194304", 1024, 1LL << 30, "largest WebSocket message"),
     INT(group_commit_max_events, "20000", 1, 10000000, "most events in one transaction"),
+    /* the enrichment pipeline */
+    INT(workers, "0", 0, 256, "pipeline worker threads (0: one per core)"),
+    STR(pipeline, "ocr,stt,frames,analyze,embed",
+        "jobs new events get (ocr, stt, frames, caption, analyze, embed); caption is added"
+        " when vision_url is set"),
+    INT(job_max_attempts, "5", 1, 100, "attempts before a job goes to the dead letters"),
+    INT(job_backoff_ms, "2000", 1, 86400000, "first retry delay; doubles each attempt, with jitter"),
+    INT(job_backoff_max_ms, "600000", 1, 86400000, "longest retry delay"),
+    INT(job_lease_s, "900", 1, 86400, "a claimed job not finished by then is claimed again"),
+    STR(ocr_lang, "eng", "tesseract languages, e.g. eng+deu"),
+    STR(tessdata_dir, "", "tesseract data directory (empty: the system's)"),
+    STR(stt_backend, "pocketsphinx", "speech-to-text: pocketsphinx, openai or none"),
+    STR(stt_model_dir, "/usr/share/pocketsphinx/model/en-us", "pocketsphinx model directory"),
+    STR(stt_url, "", "OpenAI-compatible transcription server (stt_backend = openai)"),
+    STR(stt_model, "whisper-1", "transcription model name"),
+    INT(max_audio_s, "14400", 1, 1000000, "longest audio transcribed, in seconds"),
+    STR(chat_url, "", "OpenAI-compatible chat server for summaries and entities (empty: none)"),
+    STR(chat_model, "", "chat model name"),
+    STR(vision_url, "", "OpenAI-compatible vision server for image captions (empty: none)"),
+    STR(vision_model, "", "vision model name"),
+    STR(embed_url, "", "OpenAI-compatible embeddings server (empty: the built-in embedder)"),
+    STR(embed_model, "", "embedding model name (empty: the built-in am-hash-v1)"),
+    INT(embed_dim, "256", 8, 4096, "dimension of the built-in embedder"),
+    INT(embed_batch, "32", 1, 2048, "texts per embeddings request"),
+    SECRET(model_api_key, "", "Bearer key for the model servers"),
+    INT(model_timeout_ms, "120000", 100, 3600000, "time limit of one model request"),
+    INT(model_retries, "3", 0, 20, "retries of a failed model request inside one job attempt"),
+    INT(model_rate_per_s, "0", 0, 100000, "requests per second to one model server (0: no limit)"),
+    INT(video_frame_interval_s, "10", 1, 86400, "a key frame at least this often"),
+    INT(video_scene_percent, "3", 1, 100, "picture change (percent) that makes a key frame"),
+    INT(video_max_frames, "500", 1, 100000, "most key frames taken from one clip"),
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 

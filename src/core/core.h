@@ -157,6 +157,23 @@ struct am_config {
     int64_t rate_limit_burst;
     int64_t ws_max_frame_bytes;
     int64_t group_commit_max_events;
+    /* the enrichment pipeline */
+    int64_t workers;
+    char pipeline[128];
+    int64_t job_max_attempts, job_backoff_ms, job_backoff_max_ms, job_lease_s;
+    char ocr_lang[64];
+    char tessdata_dir[512];
+    char stt_backend[32];
+    char stt_model_dir[512];
+    char stt_url[256], stt_model[128];
+    int64_t max_audio_s;
+    char chat_url[256], chat_model[128];
+    char vision_url[256], vision_model[128];
+    char embed_url[256], embed_model[128];
+    int64_t embed_dim, embed_batch;
+    char model_api_key[256];
+    int64_t model_timeout_ms, model_retries, model_rate_per_s;
+    int64_t video_frame_interval_s, video_scene_percent, video_max_frames;
 };
 
 void am_config_defaults(struct am_config *c);

@@ -83,6 +83,9 @@ void http_blob_put(struct am_http *h, struct mg_connection *c, const struct am_a
 void http_blob_get(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
                    const char *sha);
 void http_ws_register(struct am_http *h);
+void http_search(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_jobs(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_jobs_retry(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 
 /* Metrics (metrics.c). */
 void am_metrics_ingest(struct am_metrics *m, const struct am_item_result *res, size_t n,

@@ -349,6 +349,25 @@ static int request_handler(struct mg_connection *c, void *cbdata) {
             http_blob_get(h, c, &a, uri + 10);
         return 1;
     }
+    if (!strcmp(uri, "/v1/search") || !strcmp(uri, "/v1/jobs")) {
+        if (!method_is(m, "GET"))
+            http_problem(c, 405, "method-not-allowed", "takes GET");
+        else if (http_auth(h, c, AM_SCOPE_READ, 0, &a)) {
+            if (uri[4] == 's')
+                http_search(h, c, &a);
+            else
+                http_jobs(h, c, &a);
+        }
+        return 1;
+    }
+    if (!strcmp(uri, "/v1/jobs/retry")) {
+        /* Retrying writes: it takes the ingest scope, like adding the events did. */
+        if (!method_is(m, "POST"))
+            http_problem(c, 405, "method-not-allowed", "takes POST");
+        else if (http_auth(h, c, AM_SCOPE_INGEST, 0, &a))
+            http_jobs_retry(h, c, &a);
+        return 1;
+    }
     if (!strcmp(uri, "/v1/ws")) {
         if (http_auth(h, c, 0, 1, &a))
             http_problem(c, 400, "malformed", "/v1/ws needs a WebSocket upgrade");

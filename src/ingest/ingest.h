@@ -10,6 +10,7 @@
 #include "../store/store.h"
 
 struct am_http;     /* opaque: the HTTP server */
+struct am_process;  /* opaque: the enrichment pipeline (process.h) */
 struct am_metrics;  /* opaque: counters for /metrics */
 
 /* Everything amd runs, wired once in main. No global mutable state outside it. */
@@ -19,6 +20,7 @@ struct am_server {
     struct am_bus bus;
     struct am_http *http;
     struct am_metrics *metrics;
+    struct am_process *process; /* the enrichment pipeline (src/process), or NULL */
     int64_t started_ns;
 };
 

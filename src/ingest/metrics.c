@@ -1,6 +1,7 @@
 /* metrics.c — counters for /metrics in the Prometheus text format. Lock-free
  * atomics on the hot paths; rendering reads them plus store and bus stats. */
 #include "http_internal.h"
+#include "../process/process.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -150,5 +151,11 @@ am_rc am_metrics_render(struct am_server *srv, struct am_buf *out) {
     rc |= am_buf_printf(out, "process_resident_memory_bytes %lld\n", rss_bytes());
     rc |= HELP("process_start_time_seconds", "gauge", "Start time since the epoch in seconds.");
     rc |= am_buf_printf(out, "process_start_time_seconds %.3f\n", (double)srv->started_ns / 1e9);
+    if (srv->process) {
+        size_t before = out->len;
+        am_process_metrics(srv->process, out);
+        if (out->len == before)
+            rc |= AM_ENOMEM;
+    }
     return rc ? AM_ENOMEM : AM_OK;
 }

@@ -12,6 +12,11 @@
 struct am_server;
 struct am_process; /* opaque: the worker pool */
 
+/* The job kinds new events get (for the store's configuration), from cfg.pipeline. */
+unsigned am_process_kinds(const struct am_config *cfg);
+/* The embedding model embed jobs are written for (the built-in one unless a server is set). */
+void am_process_embed_model(const struct am_config *cfg, char *out, size_t out_len);
+
 /* Starts cfg.workers threads (0: one per core). */
 am_rc am_process_start(struct am_server *srv, struct am_process **out);
 /* Stops taking jobs, lets running ones finish, joins the workers. NULL is a no-op. */

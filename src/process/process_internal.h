@@ -7,6 +7,22 @@
 
 #include <stdint.h>
 
+/* ---------------------------------------------------------------- ocr.c (tesseract) */
+
+struct am_ocr; /* one tesseract engine; one per worker thread */
+am_rc am_ocr_new(const char *tessdata_dir, const char *lang, struct am_ocr **out, char *err,
+                 size_t err_len);
+void am_ocr_free(struct am_ocr *o);
+/* Reads the image file (JPEG, PNG, WebP, TIFF, BMP, GIF via leptonica) and recognises
+ * its text. screen = 1 for screenshots (sparse text: UI labels scattered over the
+ * screen), 0 for photos and frames (automatic layout). *out gets "text", "confidence"
+ * (0..1), "language", "width", "height" and, when they fit in max_words, "words"
+ * ([{"text","conf","x","y","w","h"}]). AM_EINVAL for a file that is not a readable
+ * image or is larger than max_pixels. */
+am_rc am_ocr_image(struct am_ocr *o, const char *path, int screen, int64_t max_pixels,
+                   size_t max_words, json_t **out, char *err, size_t err_len);
+const char *am_ocr_version(void);
+
 /* ---------------------------------------------------------------- media.c (FFmpeg) */
 
 #define AM_AUDIO_RATE 16000

@@ -114,10 +114,17 @@ struct am_search_filter {
     int64_t from_ns, to_ns;     /* AM_TS_NONE: open */
 };
 
+struct am_vector {
+    int64_t user_id, event_id;
+    const char *model;
+    const float *v;
+    int dim;
+};
+
 struct am_hit {
     int64_t event_id;
     double score;        /* text: -bm25 (higher is better); vector: cosine */
-    char snippet[512];   /* text hits: the match with <mark>…</mark> */
+    char snippet[512];   /* text hits: the match, marked by \x01 … \x02 */
 };
 
 struct am_store_ops {
@@ -174,9 +181,9 @@ struct am_store_ops {
     /* The earliest time a pending job becomes ready, or AM_TS_NONE when none is pending. */
     am_rc (*job_next_ready)(void *impl, int kind, int64_t *ts_ns);
 
-    /* Vectors and search. vector_put replaces the event's vector for that model. */
-    am_rc (*vector_put)(void *impl, int64_t user_id, int64_t event_id, const char *model,
-                        const float *v, int dim);
+    /* Vectors and search. vectors_put replaces each event's vector for its model, all
+     * in one transaction. */
+    am_rc (*vectors_put)(void *impl, const struct am_vector *v, size_t n);
     /* The text an event contributes to the full-text index ("" when none). Caller frees. */
     am_rc (*event_text)(void *impl, int64_t user_id, int64_t event_id, char **text);
     /* Full-text (BM25) hits for query (FTS5 syntax), best first. Caller frees *out. */

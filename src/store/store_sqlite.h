@@ -36,9 +36,7 @@ struct sq_req {
     int max_attempts;                /* claim */
     struct am_job *jobs;             /* claim: room for n, filled with new_id of them */
     const struct am_job_outcome *outcomes; /* finish: n */
-    int64_t event_id;                /* vector_put */
-    const float *vec;                /* vector_put: dim floats */
-    int dim;
+    const struct am_vector *vecs;    /* vectors_put: n */
     am_rc rc;
     int failed; /* rolled back on its own; left out when the transaction is run again */
     int done;   /* set under sq.lock; the caller may return (and free the request) after it */
@@ -132,8 +130,7 @@ am_rc sq_job_counts(void *impl, int64_t user_id, struct am_job_count **out, size
 am_rc sq_job_list_dead(void *impl, int64_t user_id, size_t limit, struct am_job_info **out,
                        size_t *n);
 am_rc sq_job_next_ready(void *impl, int kind, int64_t *ts_ns);
-am_rc sq_vector_put(void *impl, int64_t user_id, int64_t event_id, const char *model,
-                    const float *v, int dim);
+am_rc sq_vectors_put(void *impl, const struct am_vector *v, size_t n);
 am_rc sq_event_text(void *impl, int64_t user_id, int64_t event_id, char **text);
 am_rc sq_search_text(void *impl, int64_t user_id, const char *query,
                      const struct am_search_filter *f, size_t limit, struct am_hit **out,

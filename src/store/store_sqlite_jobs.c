@@ -254,12 +254,17 @@ am_rc sq_do_job_request(struct sq *s, struct sq_req *r) {
         return AM_OK;
     case SQ_VECTOR_PUT:
         st = s->st_vector_put;
-        sqlite3_bind_int64(st, 1, r->user_id);
-        sqlite3_bind_text(st, 2, r->text, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, r->event_id);
-        sqlite3_bind_int(st, 4, r->dim);
-        sqlite3_bind_blob(st, 5, r->vec, r->dim * (int)sizeof(float), SQLITE_STATIC);
-        return sq_rc(run(st));
+        for (size_t i = 0; i < r->n; i++) {
+            const struct am_vector *v = &r->vecs[i];
+            sqlite3_bind_int64(st, 1, v->user_id);
+            sqlite3_bind_text(st, 2, v->model, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, v->event_id);
+            sqlite3_bind_int(st, 4, v->dim);
+            sqlite3_bind_blob(st, 5, v->v, v->dim * (int)sizeof(float), SQLITE_STATIC);
+            if ((rc = run(st)) != SQLITE_OK)
+                return sq_rc(rc);
+        }
+        return AM_OK;
     default:
         return AM_EINVAL;
     }
@@ -309,13 +314,12 @@ am_rc sq_job_retry_dead(void *impl, int64_t user_id, int kind, int64_t *n) {
     return rc;
 }
 
-am_rc sq_vector_put(void *impl, int64_t user_id, int64_t event_id, const char *model,
-                    const float *v, int dim) {
-    struct sq_req r = {.kind = SQ_VECTOR_PUT, .user_id = user_id, .event_id = event_id,
-                       .text = model, .vec = v, .dim = dim};
-    if (dim <= 0 || dim > 65536 || !model || !*model)
-        return AM_EINVAL;
-    return sq_submit(impl, &r);
+am_rc sq_vectors_put(void *impl, const struct am_vector *v, size_t n) {
+    struct sq_req r = {.kind = SQ_VECTOR_PUT, .vecs = v, .n = n};
+    for (size_t i = 0; i < n; i++)
+        if (v[i].dim <= 0 || v[i].dim > 65536 || !v[i].model || !*v[i].model || !v[i].v)
+            return AM_EINVAL;
+    return n ? sq_submit(impl, &r) : AM_OK;
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -511,7 +515,7 @@ am_rc sq_search_text(void *impl, int64_t user_id, const char *query,
         limit = 1000;
     filter_sql(f, where, sizeof where);
     snprintf(sql, sizeof sql,
-             "SELECT f.rowid, bm25(fts), snippet(fts, 0, '<mark>', '</mark>', '…', 16)"
+             "SELECT f.rowid, bm25(fts), snippet(fts, 0, char(1), char(2), '…', 16)"
              " FROM fts f JOIN events e ON e.id = f.rowid"
              " WHERE fts MATCH ?2 AND e.user_id = ?1%s ORDER BY bm25(fts) LIMIT ?3", where);
     struct am_hit *hits = am_calloc(limit, sizeof *hits);

@@ -324,6 +324,8 @@ static am_rc do_request(struct sq *s, struct sq_req *r) {
 static void undo_results(struct sq_req *r) {
     r->counts[0] = r->counts[1] = r->counts[2] = 0;
     r->new_id = 0;
+    if (r->kind != SQ_APPEND)
+        return;
     for (size_t i = 0; i < r->n; i++) {
         r->evs[i].id = 0;
         memset(&r->res[i], 0, sizeof r->res[i]);
