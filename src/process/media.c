@@ -30,8 +30,10 @@
  * RGB copy would be hundreds of megabytes. */
 #define MAX_FRAME_PIXELS (40LL * 1000 * 1000)
 
-#define THUMB_W 64
-#define THUMB_H 36
+#define THUMB_W 160
+#define THUMB_H 90
+/* A thumbnail pixel whose grey moved by more than this counts as changed. */
+#define PIXEL_DELTA 24
 
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
 
@@ -543,10 +545,12 @@ am_rc am_video_frames(const char *path, double interval_s, double scene_threshol
         if (!keep) {
             /* Compared with the last kept frame, not the previous one, so that a slow pan
              * or a page scrolled bit by bit still counts as a new picture. */
-            long sum = 0;
+            long changed = 0;
             for (int i = 0; i < THUMB_W * THUMB_H; i++)
-                sum += abs((int)v.thumb[i] - (int)v.kept[i]);
-            keep = (double)sum / (THUMB_W * THUMB_H * 255.0) > scene_threshold;
+                changed += abs((int)v.thumb[i] - (int)v.kept[i]) > PIXEL_DELTA;
+            /* The share of the picture that changed, not the mean change: new text on a
+             * screen recording moves few pixels a lot, which a mean would average away. */
+            keep = (double)changed / (THUMB_W * THUMB_H) > scene_threshold;
         }
         if (keep) {
             if ((rc = encode_png(&v, f, err, err_len)) != AM_OK)

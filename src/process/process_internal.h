@@ -50,7 +50,7 @@ typedef am_rc (*am_frame_cb)(const uint8_t *png, size_t png_len, int width, int 
                              double offset_s, void *arg);
 
 /* Key frames of a video: the first frame, then a frame whenever the picture changed
- * (mean absolute difference of a small grey thumbnail above scene_threshold, 0..1) or
+ * (the share of a 160x90 grey thumbnail's pixels that changed, above scene_threshold, 0..1) or
  * interval_s seconds passed since the last kept frame; at most max_frames. */
 am_rc am_video_frames(const char *path, double interval_s, double scene_threshold,
                       size_t max_frames, am_frame_cb cb, void *arg, char *err, size_t err_len);
