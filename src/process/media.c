@@ -228,7 +228,10 @@ am_rc am_audio_decode(const char *path, double max_seconds, int16_t **pcm, size_
     int r;
     while (next_frame(&in)) {
         AVFrame *f = in.frame;
-        if (f->sample_rate <= 0 || f->ch_layout.nb_channels <= 0 || f->nb_samples <= 0) {
+        /* Real audio is at most 768 kHz and 64 channels; a damaged header claiming a
+         * rate of a gigahertz would make the resampler grind for seconds per packet. */
+        if (f->sample_rate <= 0 || f->sample_rate > 768000 || f->ch_layout.nb_channels <= 0 ||
+            f->ch_layout.nb_channels > 64 || f->nb_samples <= 0) {
             av_frame_unref(f);
             continue;
         }
