@@ -459,6 +459,57 @@ def kill9_in_a_busy_queue_finishes_every_job_once():
     check(hits and "1007" in hits[0]["snippet"], f"a restarted queue's work is searchable: {hits[:1]}")
 
 
+@case
+def model_server_backends_for_speech_and_embeddings():
+    """A second amd that sends speech and embeddings to the model server; changing the
+    embedding model re-embeds everything in the background."""
+    m = S["models"]
+    d = env.daemon("remote", settings={
+        "AM_WORKERS": 2, "AM_STT_BACKEND": "openai", "AM_STT_URL": m.url(),
+        "AM_STT_MODEL": "test-whisper", "AM_EMBED_URL": m.url(), "AM_EMBED_MODEL": "test-embed-a",
+        "AM_EMBED_BATCH": 8, "AM_JOB_BACKOFF_MS": 100, "AM_MODEL_RETRIES": 1})
+    d.user_add("rita")
+    c = d.client(d.token("rita"))
+    d.start()
+    before = m.stats()["requests"]
+    sha = upload(c, open(SPEECH, "rb").read())
+    eid = post_one(c, {"stream": "audio.chunk", "ts": T0, "source": "phone", "blob": sha,
+                       "payload": {}})
+    msgs = [post_one(c, {"stream": "comms.message", "ts": T0 + 10 + i, "source": "phone",
+                         "payload": {"text": t}})
+            for i, t in enumerate(["the ferry to the island leaves at noon",
+                                   "bring sunscreen and the blue towel",
+                                   "quarterly tax forms are due", "ferry tickets booked",
+                                   "call the plumber about the leak",
+                                   "island picnic with the kids", "renew the library card",
+                                   "dentist on tuesday", "ferry timetable changed",
+                                   "pay the electricity bill"])]
+    wait_idle(c, what="remote transcription and embeddings")
+    tr = derived_of(c, "audio.transcript", eid)
+    check(tr and "hello from the test server" in tr[0]["payload"]["text"],
+          f"transcript from the server: {tr}")
+    eq(tr[0]["payload"]["backend"], "openai", "backend named")
+    after = m.stats()["requests"]
+    check(after["transcriptions"] > before["transcriptions"], "the server transcribed it")
+    # 11 texts (10 messages + the transcript) in batches of 8: at least 2 requests, far fewer than 11
+    n_embed = after["embeddings"] - before["embeddings"]
+    check(2 <= n_embed <= 6, f"embeddings were batched: {n_embed} requests")
+    j = search(c, "ferry island", mode="vector")
+    eq(j.get("model"), "test-embed-a", "search embeds the query with the same model")
+    check(any(h["id"] in (msgs[0], msgs[3], msgs[5], msgs[8]) for h in j["hits"][:3]),
+          f"vector hits from the server's embeddings: {j['hits'][:3]}")
+    # a new model: every text event is embedded again, in the background
+    d.stop()
+    d.settings["AM_EMBED_MODEL"] = "test-embed-b"
+    d.start()
+    wait_idle(c, what="re-embedding with the new model")
+    eq(jobs(c)["kinds"]["embed"]["done"], 22, "11 texts embedded once per model")
+    j = search(c, "ferry island", mode="vector")
+    eq(j.get("model"), "test-embed-b", "search now uses the new model")
+    check(j["hits"], "the new model's vectors serve")
+    d.stop()
+
+
 def teardown():
     if "models" in S:
         S["models"].close()
