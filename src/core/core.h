@@ -68,6 +68,9 @@ char *am_buf_steal(struct am_buf *b, size_t *len); /* caller owns the returned s
 /* Makes s safe to put in a JSON string: every byte that is not part of a valid
  * UTF-8 sequence (a character cut by truncation, a raw byte) becomes '?'. In place. */
 void am_utf8_clean(char *s);
+/* Decodes the valid UTF-8 sequence at s (at most n bytes) into *cp: its length, or 0 for
+ * a byte that does not start one (overlongs, surrogates and cut sequences refused). */
+size_t am_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 
 /* ---------------------------------------------------------------- logging */
 

@@ -64,31 +64,6 @@ static int in_set(int c, const char *set) {
     return c > 0 && strchr(set, c) != NULL;
 }
 
-/* Decodes the valid UTF-8 sequence at s (at most n bytes): its length, or 0 for a byte
- * that does not start one (overlongs, surrogates and cut sequences refused). */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    size_t len = s[0] >= 0xc2 && s[0] <= 0xdf   ? 2
-                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-                                                : 0;
-    if (len == 0 || len > n)
-        return 0;
-    uint32_t c = s[0] & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-        (len == 4 && (c < 0x10000 || c > 0x10ffff)))
-        return 0;
-    *cp = c;
-    return len;
-}
 
 /* Letters, digits and combining marks, by block (the same split embed_hash.c uses):
  * what may not sit right before a match, and what a URL or domain may hold. */
@@ -140,7 +115,7 @@ static size_t word_char_at(const struct scan *sc, size_t p) {
     if (p >= sc->len)
         return 0;
     uint32_t c;
-    size_t n = utf8_decode(sc->s + p, sc->len - p, &c);
+    size_t n = am_utf8_decode(sc->s + p, sc->len - p, &c);
     return n && is_word_cp(c) ? n : 0;
 }
 
@@ -152,7 +127,7 @@ static int word_before(const struct scan *sc, size_t i) {
     while (j > 0 && i - j < 4 && (sc->s[j] & 0xc0) == 0x80)
         j--;
     uint32_t c;
-    size_t n = utf8_decode(sc->s + j, i - j, &c);
+    size_t n = am_utf8_decode(sc->s + j, i - j, &c);
     return n == i - j && is_word_cp(c);
 }
 
@@ -998,7 +973,7 @@ am_rc am_extract(const char *text, size_t len, json_t *obj, size_t *found) {
             continue;
         }
         uint32_t c;
-        size_t n = utf8_decode(sc.s + i, len - i, &c);
+        size_t n = am_utf8_decode(sc.s + i, len - i, &c);
         i += n ? n : 1;
     }
     am_rc rc = sc.rc;
