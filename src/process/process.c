@@ -9,6 +9,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -498,6 +499,39 @@ am_rc am_process_embed_query(struct am_process *p, const char *text, float **out
     struct am_oai *oai = NULL;
     snprintf(model, model_len, "%s", p->embed_model);
     am_rc rc = embed_texts(p, &oai, &text, 1, out, dim, err, err_len);
+    am_oai_free(oai);
+    return rc;
+}
+
+am_rc am_process_embed_query_with(struct am_process *p, const char *model, const char *text,
+                                  float **out, int *dim, char *err, size_t err_len) {
+    size_t pl = strlen(AM_EMBED_HASH_MODEL);
+    *out = NULL;
+    if (!strncmp(model, AM_EMBED_HASH_MODEL, pl) && model[pl] == '-') {
+        char *end;
+        long d = strtol(model + pl + 1, &end, 10);
+        if (*end || d < 8 || d > 4096) {
+            snprintf(err, err_len, "embed: '%s' is not a built-in model", model);
+            return AM_EINVAL;
+        }
+        float *v = am_malloc(sizeof(float) * (size_t)d);
+        if (!v)
+            return AM_ENOMEM;
+        am_embed_hash(text, strlen(text), v, (int)d);
+        *out = v;
+        *dim = (int)d;
+        return AM_OK;
+    }
+    if (!p->embed.url || !p->embed.url[0]) {
+        snprintf(err, err_len, "embed: no embeddings server for '%s'", model);
+        return AM_EINVAL;
+    }
+    struct am_model_cfg cfg = p->embed;
+    cfg.model = model;
+    struct am_oai *oai = NULL;
+    am_rc rc = am_oai_new(&oai);
+    if (rc == AM_OK)
+        rc = am_oai_embed(oai, &cfg, &text, 1, out, dim, err, err_len);
     am_oai_free(oai);
     return rc;
 }

@@ -30,4 +30,10 @@ void am_process_metrics(struct am_process *p, struct am_buf *out);
 am_rc am_process_embed_query(struct am_process *p, const char *text, float **out, int *dim,
                              char *model, size_t model_len, char *err, size_t err_len);
 
+/* Same, with a named model: the built-in one at the dimension its name gives
+ * ("am-hash-v1-256"), or that model on the configured embeddings server. Lets search
+ * keep using the vectors of a previous model while a new one is backfilled. */
+am_rc am_process_embed_query_with(struct am_process *p, const char *model, const char *text,
+                                  float **out, int *dim, char *err, size_t err_len);
+
 #endif

@@ -200,8 +200,9 @@ am_rc am_search(struct am_server *srv, int64_t user_id, const struct am_search_p
                 json_t **out, char *err, size_t err_len) {
     struct am_store *st = &srv->store;
     struct am_search_filter f = {sp->streams, sp->n_streams, sp->source, sp->from_ns, sp->to_ns};
-    struct am_hit *th = NULL, *vh = NULL;
-    size_t tn = 0, vn = 0, nf = 0;
+    struct am_hit *th = NULL, *vh = NULL, *vh2 = NULL;
+    size_t tn = 0, vn = 0, vn2 = 0, nf = 0;
+    char prev_model[128] = "";
     float *qv = NULL;
     char fts[2048], model[128] = "";
     int64_t t0 = am_mono_ns();
@@ -262,7 +263,39 @@ am_rc am_search(struct am_server *srv, int64_t user_id, const struct am_search_p
             vn = 0;
         }
     }
-    fu = am_calloc(tn + vn + 1, sizeof *fu);
+    /* While a new embedding model is backfilled, the previous one (still holding more
+     * vectors) keeps serving: its neighbours are fused in as a list of their own. */
+    if (sp->mode != AM_SEARCH_TEXT && srv->process && model[0]) {
+        struct am_vector_model *vm = NULL;
+        size_t nvm = 0;
+        if (st->ops->vector_models(st->impl, user_id, &vm, &nvm) == AM_OK) {
+            int64_t cur = 0;
+            const struct am_vector_model *old = NULL;
+            for (size_t i = 0; i < nvm; i++) {
+                if (!strcmp(vm[i].model, model))
+                    cur += vm[i].count;
+                else if (!old)
+                    old = &vm[i]; /* most vectors first */
+            }
+            if (old && old->count > cur) {
+                char e2[256] = "";
+                float *q2 = NULL;
+                int d2 = 0;
+                if (am_process_embed_query_with(srv->process, old->model, sp->q, &q2, &d2, e2,
+                                                sizeof e2) == AM_OK &&
+                    d2 == old->dim &&
+                    st->ops->search_vector(st->impl, user_id, old->model, q2, d2, &f, depth,
+                                           &vh2, &vn2) == AM_OK)
+                    snprintf(prev_model, sizeof prev_model, "%s", old->model);
+                else
+                    am_warn("search: previous model %s not consulted: %s", old->model,
+                            e2[0] ? e2 : "its query could not be embedded");
+                am_free(q2);
+            }
+        }
+        am_free(vm);
+    }
+    fu = am_calloc(tn + vn + vn2 + 1, sizeof *fu);
     if (!fu) {
         rc = AM_ENOMEM;
         goto fail;
@@ -282,6 +315,16 @@ am_rc am_search(struct am_server *srv, int64_t user_id, const struct am_search_p
         x->cosine = vh[i].score;
         x->score += 1.0 / (RRF_K + (double)(i + 1));
     }
+    for (size_t i = 0; i < vn2; i++) {
+        if (vh2[i].score < MIN_COSINE)
+            break;
+        struct fused *x = find_or_add(fu, &nf, vh2[i].event_id);
+        if (!x->vector_rank || (int)i + 1 < x->vector_rank) {
+            x->vector_rank = (int)i + 1;
+            x->cosine = vh2[i].score;
+        }
+        x->score += 1.0 / (RRF_K + (double)(i + 1));
+    }
     qsort(fu, nf, sizeof *fu, by_fused);
     res = json_object();
     hits = json_array();
@@ -299,6 +342,8 @@ am_rc am_search(struct am_server *srv, int64_t user_id, const struct am_search_p
     json_object_set_new(res, "mode", json_string(modes[sp->mode]));
     if (model[0])
         json_object_set_new(res, "model", json_string(model));
+    if (prev_model[0]) /* say so: vector recall is partial until the backfill ends */
+        json_object_set_new(res, "previous_model", json_string(prev_model));
     json_object_set_new(res, "hits", hits);
     hits = NULL;
     json_object_set_new(res, "took_ms", json_real((double)(am_mono_ns() - t0) / 1e6));
@@ -312,6 +357,7 @@ fail:
     am_free(fu);
     am_free(th);
     am_free(vh);
+    am_free(vh2);
     am_free(qv);
     return rc;
 }

@@ -121,6 +121,12 @@ struct am_vector {
     int dim;
 };
 
+struct am_vector_model {
+    char model[128];
+    int dim;
+    int64_t count;
+};
+
 struct am_hit {
     int64_t event_id;
     double score;        /* text: -bm25 (higher is better); vector: cosine */
@@ -184,6 +190,8 @@ struct am_store_ops {
     /* Vectors and search. vectors_put replaces each event's vector for its model, all
      * in one transaction. */
     am_rc (*vectors_put)(void *impl, const struct am_vector *v, size_t n);
+    /* The models a user's vectors were made with, most vectors first. Caller frees. */
+    am_rc (*vector_models)(void *impl, int64_t user_id, struct am_vector_model **out, size_t *n);
     /* The text an event contributes to the full-text index ("" when none). Caller frees. */
     am_rc (*event_text)(void *impl, int64_t user_id, int64_t event_id, char **text);
     /* Full-text (BM25) hits for query (FTS5 syntax), best first. Caller frees *out. */

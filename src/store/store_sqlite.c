@@ -284,6 +284,7 @@ const struct am_store_ops am_store_sqlite_ops = {
     .job_list_dead = sq_job_list_dead,
     .job_next_ready = sq_job_next_ready,
     .vectors_put = sq_vectors_put,
+    .vector_models = sq_vector_models,
     .event_text = sq_event_text,
     .search_text = sq_search_text,
     .search_vector = sq_search_vector,

@@ -444,6 +444,42 @@ am_rc sq_job_next_ready(void *impl, int kind, int64_t *ts_ns) {
     return rc;
 }
 
+am_rc sq_vector_models(void *impl, int64_t user_id, struct am_vector_model **out, size_t *n) {
+    struct sq *s = impl;
+    enum { MAX_MODELS = 16 };
+    *out = NULL;
+    *n = 0;
+    struct am_vector_model *m = am_calloc(MAX_MODELS, sizeof *m);
+    if (!m)
+        return AM_ENOMEM;
+    struct sq_reader *r = sq_reader_get(s);
+    sqlite3_stmt *st = NULL;
+    am_rc rc = prepare_read(r, "SELECT model, dim, count(*) AS n FROM vectors WHERE user_id = ?1"
+                               " GROUP BY model, dim ORDER BY n DESC", &st);
+    if (rc == AM_OK) {
+        sqlite3_bind_int64(st, 1, user_id);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < MAX_MODELS) {
+            const unsigned char *name = sqlite3_column_text(st, 0);
+            snprintf(m[*n].model, sizeof m[*n].model, "%s", name ? (const char *)name : "");
+            m[*n].dim = sqlite3_column_int(st, 1);
+            m[*n].count = sqlite3_column_int64(st, 2);
+            (*n)++;
+        }
+        if (step != SQLITE_DONE && step != SQLITE_ROW)
+            rc = sq_rc(step);
+    }
+    sqlite3_finalize(st);
+    sq_reader_put(s, r);
+    if (rc != AM_OK) {
+        am_free(m);
+        *n = 0;
+        return rc;
+    }
+    *out = m;
+    return AM_OK;
+}
+
 am_rc sq_event_text(void *impl, int64_t user_id, int64_t event_id, char **text) {
     struct sq *s = impl;
     *text = NULL;

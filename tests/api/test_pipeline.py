@@ -498,14 +498,22 @@ def model_server_backends_for_speech_and_embeddings():
     eq(j.get("model"), "test-embed-a", "search embeds the query with the same model")
     check(any(h["id"] in (msgs[0], msgs[3], msgs[5], msgs[8]) for h in j["hits"][:3]),
           f"vector hits from the server's embeddings: {j['hits'][:3]}")
-    # a new model: every text event is embedded again, in the background
+    # a new model: every text event is embedded again, in the background; while the
+    # backfill's first requests stall at the server, the old model's vectors keep serving
     d.stop()
+    m.control({"delay_next": 2, "seconds": 5})
     d.settings["AM_EMBED_MODEL"] = "test-embed-b"
     d.start()
+    j = search(c, "ferry island", mode="hybrid")
+    eq(j.get("previous_model"), "test-embed-a", "the old model still serves")
+    check(any("vector_rank" in h for h in j["hits"]), f"with vector hits: {j['hits'][:2]}")
+    check(jobs(c)["kinds"]["embed"]["pending"] + jobs(c)["kinds"]["embed"]["running"] > 0,
+          "the backfill is queued")
     wait_idle(c, what="re-embedding with the new model")
     eq(jobs(c)["kinds"]["embed"]["done"], 22, "11 texts embedded once per model")
     j = search(c, "ferry island", mode="vector")
     eq(j.get("model"), "test-embed-b", "search now uses the new model")
+    check("previous_model" not in j, "and only it, once the backfill is done")
     check(j["hits"], "the new model's vectors serve")
     d.stop()
 
