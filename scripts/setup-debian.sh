@@ -11,10 +11,15 @@ PKGS=(
   # the enrichment pipeline: OCR, speech-to-text, audio/video decoding
   libtesseract-dev libleptonica-dev tesseract-ocr-eng libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us
   libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
+  # sources: MQTT, importers (XML, streaming JSON, iCalendar), the desktop collector (XCB)
+  libmosquitto-dev libxml2-dev libyajl-dev libical-dev
+  libxcb1-dev libxcb-ewmh-dev libxcb-screensaver0-dev
   # tools the tests and benchmarks use
   curl prometheus sqlite3 procps psmisc valgrind python3 python3-websocket
   # test fixtures: rendered text (ImageMagick + a font), clips (ffmpeg), recorded speech (alsa-utils)
   imagemagick fonts-dejavu-core ffmpeg alsa-utils
+  # servers and clients the source tests start: an MQTT broker, an X server for am-collect
+  mosquitto mosquitto-clients xvfb x11-utils
 )
 
 missing=()

@@ -77,6 +77,14 @@ static const struct setting settings[] = {
     INT(video_frame_interval_s, "10", 1, 86400, "a key frame at least this often"),
     INT(video_scene_percent, "3", 1, 100, "picture change (percent) that makes a key frame"),
     INT(video_max_frames, "500", 1, 100000, "most key frames taken from one clip"),
+    /* sources */
+    STR(mqtt_url, "", "MQTT broker to subscribe to, mqtt://HOST:PORT (empty: none)"),
+    STR(mqtt_username, "", "MQTT user name"),
+    SECRET(mqtt_password, "", "MQTT password"),
+    STR(mqtt_client_id, "amd", "MQTT client id (a persistent session keeps QoS 1 messages)"),
+    STR(mqtt_topics, "am/+/+,owntracks/+/+", "topics subscribed: am/<user>/<stream> and"
+        " owntracks/<user>/<device>"),
+    INT(import_batch_events, "5000", 1, 100000, "events per commit when importing"),
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 

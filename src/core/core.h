@@ -177,6 +177,10 @@ struct am_config {
     char model_api_key[256];
     int64_t model_timeout_ms, model_retries, model_rate_per_s;
     int64_t video_frame_interval_s, video_scene_percent, video_max_frames;
+    /* sources */
+    char mqtt_url[256], mqtt_username[128], mqtt_password[256], mqtt_client_id[64];
+    char mqtt_topics[256];
+    int64_t import_batch_events;
 };
 
 void am_config_defaults(struct am_config *c);
