@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench` (scripts/bench.sh BUILD_DIR): starts a scratch amd with no rate limit and runs
 # every BUILD_DIR/bench_* against it; figures are printed, never judged. BENCH_EVENTS=N scales
-# the run (default 1000000 events). Exits non-zero only when the benchmark could not run.
+# the run (default 1000000 events). bench_pipeline runs last with amds of its own.
+# Exits non-zero only when the benchmark could not run.
 set -euo pipefail
 BUILD=${1:-build}
 for bin in am amd bench_ingest; do
@@ -58,6 +59,7 @@ echo "amd: pid $PID at $URL, events: ${BENCH_EVENTS:-1000000}"
 rc=0
 for b in "$BUILD"/bench_*; do
   [ -x "$b" ] && [ -f "$b" ] || continue
+  [ "$(basename "$b")" = bench_pipeline ] && continue # starts its own amds; runs below
   echo "== $(basename "$b")"
   "$b" "$URL" "$TOKEN" "$PID" "$DIR/scratch" || rc=$?
 done
@@ -73,5 +75,25 @@ echo "amd stopped in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 if [ -s "$DIR/amd.log" ]; then
   echo "== amd warnings and errors during the run (last 20 lines):"
   tail -n 20 "$DIR/amd.log"
+fi
+
+# bench_pipeline (OCR, speech to text, search) starts amds of its own with the pipeline
+# settings each part needs, so it runs once the amd above has stopped. Its sqlite-vec
+# baseline comes from npm (sqlite-vec-linux-x64 ships vec0.so); without npm that one
+# comparison is skipped and the output says why.
+if [ -x "$BUILD/bench_pipeline" ]; then
+  echo "== bench_pipeline"
+  VEC0="$BUILD/bench-npm/node_modules/sqlite-vec-linux-x64/vec0.so"
+  VEC0_SKIP=""
+  if [ ! -f "$VEC0" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      VEC0_SKIP="npm is not installed"
+    elif ! timeout 300 npm install --prefix "$BUILD/bench-npm" --no-audit --no-fund \
+        --loglevel=error sqlite-vec-linux-x64 >"$DIR/npm.log" 2>&1 || [ ! -f "$VEC0" ]; then
+      VEC0_SKIP="npm install sqlite-vec-linux-x64 failed: $({ grep -v '^npm warn' "$DIR/npm.log" ||
+        true; } | tail -n 1)"
+    fi
+  fi
+  BENCH_VEC0="$VEC0" BENCH_VEC0_SKIP="$VEC0_SKIP" "$BUILD/bench_pipeline" "$BUILD" "$DIR" || rc=$?
 fi
 exit "$rc"

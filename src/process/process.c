@@ -575,9 +575,18 @@ static void run_embed_batch(struct worker *w, struct am_job *jobs, size_t n, am_
     char err[256] = "";
     rc = embed_texts(p, &w->oai, (const char *const *)texts, m, &v, &dim, err, sizeof err);
     if (rc == AM_OK) {
-        for (size_t k = 0; k < m; k++)
+        for (size_t k = 0; k < m; k++) {
+            /* Unit length on disk: search's scan is then a dot product. */
+            float *x = v + k * (size_t)dim;
+            double norm = 0;
+            for (int i = 0; i < dim; i++)
+                norm += (double)x[i] * x[i];
+            norm = sqrt(norm);
+            for (int i = 0; norm > 0 && i < dim; i++)
+                x[i] = (float)(x[i] / norm);
             vecs[k] = (struct am_vector){jobs[idx[k]].user_id, jobs[idx[k]].event_id,
-                                         p->embed_model, v + k * (size_t)dim, dim};
+                                         p->embed_model, x, dim};
+        }
         rc = p->srv->store.ops->vectors_put(p->srv->store.impl, vecs, m);
         if (rc != AM_OK)
             snprintf(err, sizeof err, "embed: storing vectors: %s", am_strerror(rc));

@@ -96,7 +96,9 @@ am_rc sq_open_conn(const char *path, int readonly, sqlite3 **out) {
     sqlite3_busy_timeout(db, 10000);
     /* synchronous=FULL: with WAL, NORMAL survives a process crash but not power loss,
      * and an ack promises the latter. */
-    const char *pragmas = readonly ? "PRAGMA query_only = 1; PRAGMA foreign_keys = ON"
+    /* Readers map the file: a vector scan then reads pages in place instead of copying. */
+    const char *pragmas = readonly ? "PRAGMA query_only = 1; PRAGMA foreign_keys = ON;"
+                                     " PRAGMA mmap_size = 1073741824"
                                    : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                                      " PRAGMA foreign_keys = ON";
     rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
