@@ -33,11 +33,12 @@ static const char *const text_streams[] = {
     "image.ocr",      "image.caption",    "audio.transcript", "screen.text",
     "device.clipboard", "comms.email",    "comms.message",    "app.notification",
     "calendar.event", "calendar.todo",    "external.feed",    "external.social",
+    "web.visit",
     "derived.memory", "derived.summary",
 };
 /* Searchable besides the text streams. */
 static const char *const label_streams[] = {
-    "desktop.window", "app.usage",      "web.visit",      "web.search",    "comms.call",
+    "desktop.window", "app.usage",      "web.search",     "comms.call",
     "location.place", "derived.habit",  "derived.anomaly", "derived.correlation",
     "derived.nudge",  "health.workout",
 };
