@@ -38,6 +38,8 @@ static void usage(void) {
             "         [--mode hybrid|text|vector]\n"
             "  jobs status              (pipeline queues, dead letters)\n"
             "  jobs retry --dead [--kind ocr|stt|frames|caption|analyze|embed]\n"
+            "  context [--at T]         (place, app, calendar, sleep, heart rate ... now)\n"
+            "  memories [--status S] | memories confirm|reject ID | memories edit ID TEXT\n"
             "The URL comes from --url, AM_URL or DIR/amd.url; the token from --token or AM_TOKEN.\n");
 }
 
@@ -456,14 +458,19 @@ static int cmd_streams(const struct opts *o) {
     return rc;
 }
 
-/* GET or POST a path and hand back the parsed answer; prints the problem itself. */
-static json_t *api_call(const struct opts *o, const char *method, const char *path) {
+/* Sends a request (body: JSON text or NULL) and hands back the parsed answer; prints
+ * the problem itself. */
+static json_t *api_call_body(const struct opts *o, const char *method, const char *path,
+                             const char *body) {
     struct http h;
     if (!http_init(o, &h))
         return NULL;
     struct am_buf out;
     am_buf_init(&out, 1 << 28);
-    long st = http_do(&h, method, path, NULL, strcmp(method, "POST") ? NULL : "", 0, &out);
+    if (!body && strcmp(method, "GET") != 0)
+        body = "";
+    long st = http_do(&h, method, path, body && *body ? "application/json" : NULL, body,
+                      body ? strlen(body) : 0, &out);
     json_t *r = NULL;
     if (st != 200) {
         print_problem(&out, st);
@@ -476,6 +483,10 @@ static json_t *api_call(const struct opts *o, const char *method, const char *pa
     am_buf_free(&out);
     http_done(&h);
     return r;
+}
+
+static json_t *api_call(const struct opts *o, const char *method, const char *path) {
+    return api_call_body(o, method, path, NULL);
 }
 
 static void print_json(json_t *r) {
@@ -597,6 +608,77 @@ static int cmd_jobs(const struct opts *o, const char *sub) {
     return 0;
 }
 
+static int cmd_context(const struct opts *o) {
+    char path[256] = "/v1/context";
+    CURL *c = curl_easy_init();
+    if (!c)
+        return 1;
+    add_param(path, sizeof path, c, "at", o->from);
+    curl_easy_cleanup(c);
+    json_t *r = api_call(o, "GET", path);
+    if (!r)
+        return 1;
+    print_json(r);
+    json_decref(r);
+    return 0;
+}
+
+/* am memories [--status S] | confirm ID | reject ID | edit ID TEXT */
+static int cmd_memories(const struct opts *o, const char *sub) {
+    if (!strcmp(sub, "confirm") || !strcmp(sub, "reject") || !strcmp(sub, "edit")) {
+        if (o->n_args < 3 || (!strcmp(sub, "edit") && o->n_args < 4)) {
+            fprintf(stderr, "am: memories %s ID%s\n", sub, strcmp(sub, "edit") ? "" : " TEXT");
+            return 2;
+        }
+        char path[128];
+        snprintf(path, sizeof path, "/v1/memories/%s", o->args[2]);
+        json_t *b = !strcmp(sub, "edit")
+                        ? json_pack("{s:s}", "statement", o->args[3])
+                        : json_pack("{s:s}", "status", sub[0] == 'c' ? "confirmed" : "rejected");
+        char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+        json_decref(b);
+        json_t *r = body ? api_call_body(o, "PATCH", path, body) : NULL;
+        am_free(body);
+        if (!r)
+            return 1;
+        printf("memory %lld: %s — %s\n", (long long)json_integer_value(json_object_get(r, "id")),
+               json_string_value(json_object_get(r, "status")),
+               json_string_value(json_object_get(r, "statement")));
+        json_decref(r);
+        return 0;
+    }
+    if (sub[0]) {
+        fprintf(stderr, "am: memories [--status S] | confirm ID | reject ID | edit ID TEXT\n");
+        return 2;
+    }
+    char path[256] = "/v1/memories";
+    CURL *c = curl_easy_init();
+    if (!c)
+        return 1;
+    add_param(path, sizeof path, c, "status", o->kind);
+    add_param(path, sizeof path, c, "limit", o->limit);
+    curl_easy_cleanup(c);
+    json_t *r = api_call(o, "GET", path);
+    if (!r)
+        return 1;
+    if (o->json) {
+        print_json(r);
+    } else {
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(r, "memories"), i, m) {
+            printf("#%-8lld %-9s %-12s %s\n", (long long)json_integer_value(json_object_get(m, "id")),
+                   json_string_value(json_object_get(m, "status")),
+                   json_string_value(json_object_get(m, "kind"))
+                       ? json_string_value(json_object_get(m, "kind"))
+                       : "-",
+                   json_string_value(json_object_get(m, "statement")));
+        }
+    }
+    json_decref(r);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     struct opts o;
     memset(&o, 0, sizeof o);
@@ -632,6 +714,8 @@ int main(int argc, char **argv) {
         OPT("--streams", streams)
         OPT("--mode", mode)
         OPT("--kind", kind)
+        OPT("--status", kind)
+        OPT("--at", from)
 #undef OPT
         if (!strcmp(a, "--dead")) {
             o.dead = 1;
@@ -680,6 +764,10 @@ int main(int argc, char **argv) {
         return cmd_search(&o);
     if (!strcmp(cmd, "jobs"))
         return cmd_jobs(&o, sub);
+    if (!strcmp(cmd, "context"))
+        return cmd_context(&o);
+    if (!strcmp(cmd, "memories"))
+        return cmd_memories(&o, sub);
     usage();
     return 2;
 }

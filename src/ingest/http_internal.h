@@ -86,6 +86,10 @@ void http_ws_register(struct am_http *h);
 void http_search(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_jobs(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_jobs_retry(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_context(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_memories(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_memory_patch(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
+                       const char *id);
 
 /* Metrics (metrics.c). */
 void am_metrics_ingest(struct am_metrics *m, const struct am_item_result *res, size_t n,

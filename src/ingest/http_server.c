@@ -368,6 +368,25 @@ static int request_handler(struct mg_connection *c, void *cbdata) {
             http_jobs_retry(h, c, &a);
         return 1;
     }
+    if (!strcmp(uri, "/v1/context") || !strcmp(uri, "/v1/memories")) {
+        if (!method_is(m, "GET"))
+            http_problem(c, 405, "method-not-allowed", "takes GET");
+        else if (http_auth(h, c, AM_SCOPE_READ, 0, &a)) {
+            if (uri[4] == 'c')
+                http_context(h, c, &a);
+            else
+                http_memories(h, c, &a);
+        }
+        return 1;
+    }
+    if (!strncmp(uri, "/v1/memories/", 13)) {
+        /* A verdict is written as a feedback event: it takes the ingest scope. */
+        if (!method_is(m, "PATCH"))
+            http_problem(c, 405, "method-not-allowed", "takes PATCH");
+        else if (http_auth(h, c, AM_SCOPE_INGEST, 0, &a))
+            http_memory_patch(h, c, &a, uri + 13);
+        return 1;
+    }
     if (!strcmp(uri, "/v1/ws")) {
         if (http_auth(h, c, 0, 1, &a))
             http_problem(c, 400, "malformed", "/v1/ws needs a WebSocket upgrade");

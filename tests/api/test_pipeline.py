@@ -20,7 +20,7 @@ from amtest import case, check, eq, assert_status, assert_problem, results_of
 
 env = T.Env()
 S = {}
-T0 = 1795597200  # 2026-11-26T07:00:00Z
+T0 = 1795597200  # 2026-11-25T09:00:00Z
 SPEECH = "/usr/share/sounds/alsa/Front_Center.wav"
 PNG_CT = {"Content-Type": "application/octet-stream"}
 

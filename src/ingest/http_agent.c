@@ -1,0 +1,96 @@
+/* http_agent.c — the agent's doors: GET /v1/context, GET /v1/memories and
+ * PATCH /v1/memories/{id}. Scoped to the token's user like everything else. */
+#include "http_internal.h"
+#include "../agent/agent.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void http_context(struct am_http *h, struct mg_connection *c, const struct am_auth *a) {
+    char at[80] = "";
+    int64_t now = am_now_ns();
+    if (http_param(c, "at", at, sizeof at) < 0 ||
+        (at[0] && am_time_from_string(at, &now) != AM_OK)) {
+        http_problem(c, 400, "malformed", "at: an RFC 3339 time or epoch number");
+        return;
+    }
+    json_t *out = NULL;
+    am_rc rc = am_agent_context(h->srv, a->user_id, now, &out);
+    if (rc != AM_OK) {
+        http_problem(c, 503, "unavailable", "context: %s", am_strerror(rc));
+        return;
+    }
+    http_json(c, 200, out);
+}
+
+void http_memories(struct am_http *h, struct mg_connection *c, const struct am_auth *a) {
+    char status[24] = "", limit[16] = "";
+    if (http_param(c, "status", status, sizeof status) < 0 ||
+        http_param(c, "limit", limit, sizeof limit) < 0) {
+        http_problem(c, 400, "malformed", "a parameter is too long");
+        return;
+    }
+    if (status[0] && strcmp(status, "inferred") && strcmp(status, "confirmed") &&
+        strcmp(status, "edited") && strcmp(status, "rejected")) {
+        http_problem(c, 400, "malformed", "status: inferred, confirmed, edited or rejected");
+        return;
+    }
+    long n = 100;
+    if (limit[0]) {
+        char *end;
+        errno = 0;
+        n = strtol(limit, &end, 10);
+        if (errno || *end || n < 1 || n > 10000) {
+            http_problem(c, 400, "malformed", "limit: an integer in 1..10000");
+            return;
+        }
+    }
+    json_t *out = NULL;
+    am_rc rc = am_agent_memories(h->srv, a->user_id, status[0] ? status : NULL, (size_t)n, &out);
+    if (rc != AM_OK) {
+        http_problem(c, 503, "unavailable", "memories: %s", am_strerror(rc));
+        return;
+    }
+    http_json(c, 200, out);
+}
+
+void http_memory_patch(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
+                       const char *id_text) {
+    char *end, err[256] = "";
+    errno = 0;
+    long long id = strtoll(id_text, &end, 10);
+    if (errno || *end || id <= 0) {
+        http_problem(c, 404, "not-found", "no memory %.40s", id_text);
+        return;
+    }
+    struct am_buf body;
+    am_buf_init(&body, 64 * 1024);
+    if (!http_read_body(c, 64 * 1024, &body))
+        return;
+    json_t *j = NULL, *out = NULL;
+    char jerr[200];
+    am_rc rc = am_json_parse(body.data ? body.data : "", body.len,
+                             (size_t)h->srv->cfg.max_json_depth, &j, jerr, sizeof jerr);
+    am_buf_free(&body);
+    if (rc != AM_OK || !json_is_object(j)) {
+        json_decref(j);
+        http_problem(c, 400, "malformed", "body: a JSON object {\"status\": ...} or"
+                                          " {\"statement\": ...}");
+        return;
+    }
+    const char *status = json_string_value(json_object_get(j, "status"));
+    const char *statement = json_string_value(json_object_get(j, "statement"));
+    rc = am_agent_memory_verdict(h->srv, a->user_id, id, status, statement, &out, err,
+                                 sizeof err);
+    json_decref(j);
+    if (rc == AM_ENOTFOUND)
+        http_problem(c, 404, "not-found", "%s", err);
+    else if (rc == AM_EINVAL)
+        http_problem(c, 400, "malformed", "%s", err);
+    else if (rc != AM_OK)
+        http_problem(c, 503, "unavailable", "memories: %s", am_strerror(rc));
+    else
+        http_json(c, 200, out);
+}

@@ -1,0 +1,168 @@
+"""test_agent.py — the agent's read side over real HTTP: GET /v1/context (the person's
+"now" with the events it rests on) and memories (GET /v1/memories, PATCH verdicts that
+are stored as feedback events and survive a restart), per user."""
+
+import amtest as T
+from amtest import case, check, eq, assert_status, assert_problem, results_of
+
+env = T.Env()
+S = {}
+NOW = 1795597200  # 2026-11-25T09:00:00Z: the context is asked "at" this time
+NS = 10**9
+
+
+def setup():
+    d = env.daemon("agent")
+    d.user_add("ada")
+    d.user_add("bo")
+    S["d"] = d
+    S["c"] = d.client(d.token("ada"))
+    S["bo"] = d.client(d.token("bo"))
+    d.start()
+
+
+def post(c, evs):
+    r = c.post_events(evs)
+    res = results_of(r)
+    check(all(x["status"] == "stored" for x in res), f"stored: {res}")
+    return [x["id"] for x in res]
+
+
+@case
+def context_gathers_the_present_with_evidence():
+    c = S["c"]
+    ids = {}
+    ids["gps"] = post(c, [{"stream": "location.gps", "ts": NOW - 600 + i * 60, "source": "phone",
+                           "payload": {"lat": 52.52 + i * 1e-4, "lon": 13.40}} for i in range(5)])
+    ids["place"] = post(c, [{"stream": "location.place", "ts": NOW - 3600, "ts_end": NOW + 60,
+                             "source": "am", "payload": {"name": "work", "event": "visit"}}])
+    ids["win"] = post(c, [{"stream": "desktop.window", "ts": NOW - 120, "ts_end": NOW - 5,
+                           "source": "laptop", "payload": {"app": "firefox", "title": "Budget 2027"}}])
+    ids["screen"] = post(c, [{"stream": "screen.state", "ts": NOW - 300, "source": "phone",
+                              "payload": {"state": "on"}}])
+    ids["speech"] = post(c, [{"stream": "audio.transcript", "ts": NOW - 200 + i, "source": "phone",
+                              "payload": {"text": f"line {i}"}} for i in range(3)])
+    ids["msg"] = post(c, [{"stream": "comms.message", "ts": NOW - 3 * 3600, "source": "phone",
+                           "payload": {"text": "see you at lunch", "from": "Kim"}}])
+    ids["cal"] = post(c, [
+        {"stream": "calendar.event", "ts": NOW - 1800, "ts_end": NOW + 1800, "source": "caldav",
+         "payload": {"uid": "now", "title": "Standup"}},
+        {"stream": "calendar.event", "ts": NOW + 7200, "ts_end": NOW + 9000, "source": "caldav",
+         "payload": {"uid": "next", "title": "Dentist"}},
+        {"stream": "calendar.event", "ts": NOW - 7200, "ts_end": NOW - 3600, "source": "caldav",
+         "payload": {"uid": "past", "title": "Breakfast"}}])
+    night = NOW - 10 * 3600
+    ids["sleep"] = post(c, [
+        {"stream": "health.sleep", "ts": night, "ts_end": night + 3 * 3600, "source": "watch",
+         "payload": {"stage": "light"}},
+        {"stream": "health.sleep", "ts": night + 3 * 3600, "ts_end": night + 4 * 3600,
+         "source": "watch", "payload": {"stage": "awake"}},
+        {"stream": "health.sleep", "ts": night + 4 * 3600, "ts_end": night + 7 * 3600,
+         "source": "watch", "payload": {"stage": "deep"}}])
+    hr = [{"stream": "health.heart_rate", "ts": NOW - 70 * 60 + i * 60, "source": "watch",
+           "payload": {"bpm": 60 if i < 55 else 95}} for i in range(70)]
+    ids["hr"] = post(c, hr)
+
+    r = c.get("/v1/context", params={"at": NOW})
+    assert_status(r, 200)
+    x = r.json
+    eq(x["now"], "2026-11-25T09:00:00.000000000Z", "now")
+    eq(x["location"]["id"], ids["gps"][-1], "location: the newest fix")
+    check(abs(x["location"]["age_s"] - 360) < 1, f"its age: {x['location']['age_s']}")
+    eq(x["place"]["payload"]["name"], "work", "place")
+    eq(x["app"]["payload"]["title"], "Budget 2027", "foreground window")
+    eq(x["screen"]["payload"]["state"], "on", "screen")
+    eq([s["id"] for s in x["speech"]], ids["speech"][::-1], "last transcript lines, newest first")
+    eq(x["messages"][0]["payload"]["from"], "Kim", "recent messages")
+    eq([e["payload"]["uid"] for e in x["calendar_now"]], ["now"], "what is on now")
+    eq([e["payload"]["uid"] for e in x["calendar_next"]], ["next"], "what comes next")
+    eq(x["calendar_next"][0]["starts_in_s"], 7200.0, "starts in two hours")
+    check(abs(x["sleep"]["asleep_h"] - 6) < 1e-6 and abs(x["sleep"]["in_bed_h"] - 7) < 1e-6,
+          f"last night's sleep: {x['sleep']}")
+    eq(sorted(x["sleep"]["evidence"]), sorted(ids["sleep"]), "sleep cites its spans")
+    eq(x["heart_rate"]["payload"]["bpm"], 95, "latest heart rate")
+    eq(x["heart_rate"]["trend"], "rising", f"trend: {x['heart_rate']}")
+    # an hour earlier: the window and the speech had not happened yet
+    y = c.get("/v1/context", params={"at": NOW - 3600}).json
+    check("speech" not in y and "app" not in y, f"the past context is the past: {list(y)}")
+    # another user's now is empty
+    z = S["bo"].get("/v1/context", params={"at": NOW}).json
+    eq(sorted(z), ["now"], "another user sees nothing of ada's")
+    assert_problem(c.get("/v1/context", params={"at": "soon"}), 400)
+    p = S["d"].am("--url", S["d"].url(), "--token", c.token, "context", "--at", str(NOW))
+    check('"Budget 2027"' in p.stdout, "am context prints it")
+
+
+@case
+def memories_take_verdicts_that_last():
+    c, d = S["c"], S["d"]
+    ev = post(c, [{"stream": "comms.message", "ts": NOW - 86400 * k, "source": "phone",
+                   "payload": {"text": "gym at 7?"}} for k in range(1, 4)])
+    mids = post(c, [
+        {"stream": "derived.memory", "ts": NOW - 50, "source": "am",
+         "payload": {"statement": "Ada goes to the gym on weekday mornings", "kind": "routine",
+                     "confidence": 0.7, "evidence": ev}},
+        {"stream": "derived.memory", "ts": NOW - 40, "source": "am",
+         "payload": {"statement": "Ada dislikes coffee", "kind": "preference",
+                     "confidence": 0.4, "evidence": ev[:1]}},
+        {"stream": "derived.memory", "ts": NOW - 30, "source": "am",
+         "payload": {"statement": "Kim is Ada's colleague", "kind": "relationship",
+                     "confidence": 0.6, "evidence": ev[1:]}}])
+    r = c.get("/v1/memories")
+    assert_status(r, 200)
+    ms = r.json["memories"]
+    eq([m["id"] for m in ms], mids[::-1], "newest first")
+    check(all(m["status"] == "inferred" for m in ms), "all inferred at first")
+    eq(ms[-1]["evidence"], ev, "a memory cites its evidence")
+
+    r = c.request("PATCH", f"/v1/memories/{mids[0]}", body={"status": "confirmed"})
+    assert_status(r, 200)
+    eq(r.json["status"], "confirmed", "confirmed")
+    r = c.request("PATCH", f"/v1/memories/{mids[1]}", body={"status": "rejected"})
+    eq(r.json["status"], "rejected", "rejected")
+    p = d.am("--url", d.url(), "--token", c.token, "memories", "edit", str(mids[2]),
+             "Kim is Ada's manager")
+    check("edited" in p.stdout, f"am memories edit: {p.stdout}")
+
+    def check_all(what):
+        by = {m["id"]: m for m in c.get("/v1/memories").json["memories"]}
+        eq(by[mids[0]]["status"], "confirmed", f"{what}: confirmed stays")
+        eq(by[mids[1]]["status"], "rejected", f"{what}: rejected stays")
+        eq(by[mids[2]]["status"], "edited", f"{what}: edited")
+        eq(by[mids[2]]["statement"], "Kim is Ada's manager", f"{what}: the person's words")
+        eq(by[mids[2]]["inferred_statement"], "Kim is Ada's colleague", f"{what}: AM's kept")
+    check_all("after the verdicts")
+    eq([m["id"] for m in c.get("/v1/memories", params={"status": "confirmed"}).json["memories"]],
+       [mids[0]], "filter by status")
+    fb = c.list_all("/v1/events", {"stream": "derived.feedback"})[0]
+    eq(sorted(f["payload"]["target"] for f in fb), sorted(mids), "each verdict is an event")
+    d.stop()
+    d.start()
+    check_all("after a restart")
+    # a later verdict wins
+    c.request("PATCH", f"/v1/memories/{mids[1]}", body={"status": "confirmed"})
+    by = {m["id"]: m for m in c.get("/v1/memories").json["memories"]}
+    eq(by[mids[1]]["status"], "confirmed", "a changed mind")
+    p = d.am("--url", d.url(), "--token", c.token, "memories", "--status", "confirmed")
+    check("gym" in p.stdout and "coffee" in p.stdout, f"am memories: {p.stdout}")
+
+
+@case
+def memory_verdicts_check_input_and_owner():
+    c, bo = S["c"], S["bo"]
+    mid = c.get("/v1/memories").json["memories"][0]["id"]
+    assert_problem(bo.request("PATCH", f"/v1/memories/{mid}", body={"status": "rejected"}), 404)
+    eq(bo.get("/v1/memories").json["memories"], [], "bo sees none of ada's memories")
+    msg = c.list_all("/v1/events", {"stream": "comms.message"})[0][0]["id"]
+    assert_problem(c.request("PATCH", f"/v1/memories/{msg}", body={"status": "confirmed"}), 404)
+    assert_problem(c.request("PATCH", f"/v1/memories/{mid}", body={"status": "maybe"}), 400)
+    assert_problem(c.request("PATCH", f"/v1/memories/{mid}", body=b"not json"), 400)
+    assert_problem(c.request("PATCH", "/v1/memories/abc", body={"status": "confirmed"}), 404)
+    assert_problem(c.get("/v1/memories", params={"status": "sure"}), 400)
+    assert_problem(c.post("/v1/memories", body={}), 405)
+    reader = S["d"].client(S["d"].token("ada", scope="read"))
+    assert_problem(reader.request("PATCH", f"/v1/memories/{mid}", body={"status": "confirmed"}), 403)
+
+
+if __name__ == "__main__":
+    T.main(setup, env=env, watchdog_s=300)
