@@ -25,4 +25,35 @@ am_rc am_agent_memory_verdict(struct am_server *srv, int64_t user_id, int64_t me
                               const char *status, const char *statement, json_t **out,
                               char *err, size_t err_len);
 
+/* ---------------------------------------------------------------- nudges */
+
+struct am_nudge {
+    const char *kind;   /* "calendar", "place", ...: the cooldown is per kind */
+    const char *dedup;  /* one nudge per dedup string, ever */
+    const char *title, *body, *reason;
+    const int64_t *evidence;
+    size_t n_evidence;
+    int priority;       /* 0 low, 1 normal, 2 high: high skips the cooldown, nothing else */
+};
+
+/* Applies the policy at `now` — quiet hours, the daily budget (less after nudges rated
+ * not useful), the cooldown per kind, deduplication — and when it allows, stores the
+ * nudge as a derived.nudge event (which reaches live subscribers like any event).
+ * *decision: {"sent": true, "id"} or {"sent": false, "why"}; caller owns it. */
+am_rc am_nudge_offer(struct am_server *srv, int64_t user_id, const struct am_nudge *n,
+                     int64_t now, json_t **decision);
+/* The nudges, newest first, with the person's feedback folded in. */
+am_rc am_nudges(struct am_server *srv, int64_t user_id, size_t limit, json_t **out);
+/* useful, not_useful or snooze, stored as a derived.feedback event. */
+am_rc am_nudge_feedback(struct am_server *srv, int64_t user_id, int64_t nudge_id,
+                        const char *rating, json_t **out, char *err, size_t err_len);
+
+/* Runs the triggers for one user at `now`; a decision per offered nudge is appended to
+ * decisions (an array). */
+am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t *decisions);
+
+struct am_agent; /* opaque: the thread that runs the triggers every cfg.agent_tick_s */
+am_rc am_agent_start(struct am_server *srv, struct am_agent **out);
+void am_agent_stop(struct am_agent *a);
+
 #endif

@@ -2,6 +2,7 @@
  * HTTP/WebSocket until SIGINT/SIGTERM, then closes everything in order. */
 #include "ingest/ingest.h"
 #include "process/process.h"
+#include "agent/agent.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,11 +181,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "amd: %s\n", err);
         goto out_process;
     }
+    if (am_agent_start(&srv, &srv.agent) != AM_OK)
+        am_warn("amd: the agent's triggers did not start; nudges only on request");
     write_url(&srv);
     int sig = 0;
     sigwait(&sigs, &sig);
     am_info("amd: signal %d, stopping", sig);
     rc = 0;
+    am_agent_stop(srv.agent);
+    srv.agent = NULL;
     am_http_stop(&srv);
 out_process:
     /* After HTTP: no request can reach search's embedder once the workers are gone. */

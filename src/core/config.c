@@ -85,6 +85,15 @@ static const struct setting settings[] = {
     STR(mqtt_topics, "am/+/+,owntracks/+/+", "topics subscribed: am/<user>/<stream> and"
         " owntracks/<user>/<device>"),
     INT(import_batch_events, "5000", 1, 100000, "events per commit when importing"),
+    /* the agent and its nudges */
+    INT(agent_tick_s, "30", 0, 86400, "how often the agent's triggers run (0: only on request)"),
+    INT(utc_offset_min, "0", -840, 840, "the person's time zone, minutes east of UTC (quiet"
+        " hours and the daily budget follow it)"),
+    STR(nudge_quiet_hours, "22-7", "local hours without nudges, FROM-TO (empty: none)"),
+    INT(nudge_budget_per_day, "6", 0, 1000, "most nudges a day"),
+    INT(nudge_cooldown_min, "30", 0, 100000, "least minutes between two nudges of one kind"),
+    INT(nudge_calendar_lead_min, "15", 1, 1440, "how long before a calendar event it is"
+        " mentioned"),
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 

@@ -181,6 +181,10 @@ struct am_config {
     char mqtt_url[256], mqtt_username[128], mqtt_password[256], mqtt_client_id[64];
     char mqtt_topics[256];
     int64_t import_batch_events;
+    /* the agent and its nudges */
+    int64_t agent_tick_s, utc_offset_min;
+    char nudge_quiet_hours[16];
+    int64_t nudge_budget_per_day, nudge_cooldown_min, nudge_calendar_lead_min;
 };
 
 void am_config_defaults(struct am_config *c);

@@ -94,3 +94,71 @@ void http_memory_patch(struct am_http *h, struct mg_connection *c, const struct 
     else
         http_json(c, 200, out);
 }
+
+void http_nudges(struct am_http *h, struct mg_connection *c, const struct am_auth *a) {
+    json_t *out = NULL;
+    am_rc rc = am_nudges(h->srv, a->user_id, 200, &out);
+    if (rc != AM_OK) {
+        http_problem(c, 503, "unavailable", "nudges: %s", am_strerror(rc));
+        return;
+    }
+    http_json(c, 200, out);
+}
+
+/* POST /v1/nudges/{id}/feedback {"rating": "useful" | "not_useful" | "snooze"} */
+void http_nudge_feedback(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
+                         const char *rest) {
+    char *end, err[256] = "", jerr[200];
+    errno = 0;
+    long long id = strtoll(rest, &end, 10);
+    if (errno || id <= 0 || strcmp(end, "/feedback") != 0) {
+        http_problem(c, 404, "not-found", "no route /v1/nudges/%.60s", rest);
+        return;
+    }
+    struct am_buf body;
+    am_buf_init(&body, 64 * 1024);
+    if (!http_read_body(c, 64 * 1024, &body))
+        return;
+    json_t *j = NULL, *out = NULL;
+    am_rc rc = am_json_parse(body.data ? body.data : "", body.len,
+                             (size_t)h->srv->cfg.max_json_depth, &j, jerr, sizeof jerr);
+    am_buf_free(&body);
+    if (rc != AM_OK || !json_is_object(j)) {
+        json_decref(j);
+        http_problem(c, 400, "malformed", "body: {\"rating\": \"useful\" | \"not_useful\" |"
+                                          " \"snooze\"}");
+        return;
+    }
+    rc = am_nudge_feedback(h->srv, a->user_id, id,
+                           json_string_value(json_object_get(j, "rating")), &out, err,
+                           sizeof err);
+    json_decref(j);
+    if (rc == AM_ENOTFOUND)
+        http_problem(c, 404, "not-found", "%s", err);
+    else if (rc == AM_EINVAL)
+        http_problem(c, 400, "malformed", "%s", err);
+    else if (rc != AM_OK)
+        http_problem(c, 503, "unavailable", "feedback: %s", am_strerror(rc));
+    else
+        http_json(c, 200, out);
+}
+
+/* POST /v1/agent/tick[?at=T]: runs the triggers for this user now (or at T, for
+ * simulations and tests) and answers every decision with its reason. */
+void http_agent_tick(struct am_http *h, struct mg_connection *c, const struct am_auth *a) {
+    char at[80] = "";
+    int64_t now = am_now_ns();
+    if (http_param(c, "at", at, sizeof at) < 0 ||
+        (at[0] && am_time_from_string(at, &now) != AM_OK)) {
+        http_problem(c, 400, "malformed", "at: an RFC 3339 time or epoch number");
+        return;
+    }
+    json_t *d = json_array();
+    am_rc rc = d ? am_agent_tick(h->srv, a->user_id, now, d) : AM_ENOMEM;
+    if (rc != AM_OK) {
+        json_decref(d);
+        http_problem(c, 503, "unavailable", "agent: %s", am_strerror(rc));
+        return;
+    }
+    http_json(c, 200, json_pack("{s:o}", "decisions", d));
+}

@@ -88,8 +88,41 @@ void http_jobs(struct am_http *h, struct mg_connection *c, const struct am_auth 
 void http_jobs_retry(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_context(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_memories(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_nudges(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_nudge_feedback(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
+                         const char *rest);
+void http_agent_tick(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_memory_patch(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
                        const char *id);
+
+/* Location apps (http_clients.c). The parsers turn one request body (or form) into events
+ * appended to out (caller frees with am_event_list_free); they touch neither the network
+ * nor the store, so the fuzz target calls them directly. Any thread. */
+struct am_client_ctx {
+    int64_t user_id;
+    const char *device;    /* from the request (?d=, X-Limit-D, ?device_id=) or "" */
+    struct am_limits lim;  /* as for POST /v1/events */
+    size_t max_items;      /* events per request; 0 = no limit */
+};
+/* OwnTracks JSON (one message or an array): location -> location.gps (+ device.battery),
+ * transition -> location.place, waypoint(s) -> custom.owntracks_waypoint; other _types
+ * give nothing. AM_EINVAL only when the body is not JSON or not a message; an item that
+ * cannot become an event is counted in *skipped. */
+am_rc http_owntracks_parse(const struct am_client_ctx *cx, const char *buf, size_t len,
+                           struct am_event_list *out, size_t *skipped, char *err, size_t err_len);
+/* Overland {"locations":[GeoJSON Feature...]}: *n_items features seen, invalid ones
+ * counted in *skipped. */
+am_rc http_overland_parse(const struct am_client_ctx *cx, const char *buf, size_t len,
+                          struct am_event_list *out, size_t *n_items, size_t *skipped, char *err,
+                          size_t err_len);
+/* GPSLogger/Traccar/OsmAnd: an application/x-www-form-urlencoded string (a query string)
+ * to one location.gps (+ device.battery); now_ns stands in for a missing time. */
+am_rc http_gps_parse(const struct am_client_ctx *cx, const char *form, size_t len, int64_t now_ns,
+                     struct am_event_list *out, char *err, size_t err_len);
+/* POST /pub authenticates itself (HTTP Basic: AM user name and token). */
+void http_owntracks_post(struct am_http *h, struct mg_connection *c);
+void http_overland_post(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_gps(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 
 /* Metrics (metrics.c). */
 void am_metrics_ingest(struct am_metrics *m, const struct am_item_result *res, size_t n,

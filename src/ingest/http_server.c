@@ -379,12 +379,52 @@ static int request_handler(struct mg_connection *c, void *cbdata) {
         }
         return 1;
     }
+    if (!strcmp(uri, "/v1/nudges")) {
+        if (!method_is(m, "GET"))
+            http_problem(c, 405, "method-not-allowed", "takes GET");
+        else if (http_auth(h, c, AM_SCOPE_READ, 0, &a))
+            http_nudges(h, c, &a);
+        return 1;
+    }
+    if (!strncmp(uri, "/v1/nudges/", 11) || !strcmp(uri, "/v1/agent/tick")) {
+        if (!method_is(m, "POST"))
+            http_problem(c, 405, "method-not-allowed", "takes POST");
+        else if (http_auth(h, c, AM_SCOPE_INGEST, 0, &a)) {
+            if (uri[4] == 'n')
+                http_nudge_feedback(h, c, &a, uri + 11);
+            else
+                http_agent_tick(h, c, &a);
+        }
+        return 1;
+    }
     if (!strncmp(uri, "/v1/memories/", 13)) {
         /* A verdict is written as a feedback event: it takes the ingest scope. */
         if (!method_is(m, "PATCH"))
             http_problem(c, 405, "method-not-allowed", "takes PATCH");
         else if (http_auth(h, c, AM_SCOPE_INGEST, 0, &a))
             http_memory_patch(h, c, &a, uri + 13);
+        return 1;
+    }
+    /* Location apps in their own protocols (http_clients.c). */
+    if (!strcmp(uri, "/pub")) {
+        if (!method_is(m, "POST"))
+            http_problem(c, 405, "method-not-allowed", "/pub takes POST");
+        else
+            http_owntracks_post(h, c);
+        return 1;
+    }
+    if (!strcmp(uri, "/v1/overland")) {
+        if (!method_is(m, "POST"))
+            http_problem(c, 405, "method-not-allowed", "/v1/overland takes POST");
+        else if (http_auth(h, c, AM_SCOPE_INGEST, 1, &a))
+            http_overland_post(h, c, &a);
+        return 1;
+    }
+    if (!strcmp(uri, "/v1/gps")) {
+        if (!method_is(m, "GET") && !method_is(m, "POST"))
+            http_problem(c, 405, "method-not-allowed", "/v1/gps takes GET or POST");
+        else if (http_auth(h, c, AM_SCOPE_INGEST, 1, &a))
+            http_gps(h, c, &a);
         return 1;
     }
     if (!strcmp(uri, "/v1/ws")) {

@@ -11,6 +11,7 @@
 
 struct am_http;     /* opaque: the HTTP server */
 struct am_process;  /* opaque: the enrichment pipeline (process.h) */
+struct am_agent;    /* opaque: the agent's triggers (agent.h) */
 struct am_metrics;  /* opaque: counters for /metrics */
 
 /* Everything amd runs, wired once in main. No global mutable state outside it. */
@@ -21,6 +22,7 @@ struct am_server {
     struct am_http *http;
     struct am_metrics *metrics;
     struct am_process *process; /* the enrichment pipeline (src/process), or NULL */
+    struct am_agent *agent;     /* the agent's trigger thread (src/agent), or NULL */
     int64_t started_ns;
 };
 

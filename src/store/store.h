@@ -190,6 +190,8 @@ struct am_store_ops {
     /* Vectors and search. vectors_put replaces each event's vector for its model, all
      * in one transaction. */
     am_rc (*vectors_put)(void *impl, const struct am_vector *v, size_t n);
+    /* Every user's id (for work that runs per user, like the agent's triggers). Caller frees. */
+    am_rc (*users)(void *impl, int64_t **ids, size_t *n);
     /* The models a user's vectors were made with, most vectors first. Caller frees. */
     am_rc (*vector_models)(void *impl, int64_t user_id, struct am_vector_model **out, size_t *n);
     /* The text an event contributes to the full-text index ("" when none). Caller frees. */

@@ -287,6 +287,7 @@ const struct am_store_ops am_store_sqlite_ops = {
     .job_next_ready = sq_job_next_ready,
     .vectors_put = sq_vectors_put,
     .vector_models = sq_vector_models,
+    .users = sq_users,
     .event_text = sq_event_text,
     .search_text = sq_search_text,
     .search_vector = sq_search_vector,

@@ -131,6 +131,7 @@ am_rc sq_job_list_dead(void *impl, int64_t user_id, size_t limit, struct am_job_
                        size_t *n);
 am_rc sq_job_next_ready(void *impl, int kind, int64_t *ts_ns);
 am_rc sq_vectors_put(void *impl, const struct am_vector *v, size_t n);
+am_rc sq_users(void *impl, int64_t **ids, size_t *n);
 am_rc sq_vector_models(void *impl, int64_t user_id, struct am_vector_model **out, size_t *n);
 am_rc sq_event_text(void *impl, int64_t user_id, int64_t event_id, char **text);
 am_rc sq_search_text(void *impl, int64_t user_id, const char *query,

@@ -444,6 +444,43 @@ am_rc sq_job_next_ready(void *impl, int kind, int64_t *ts_ns) {
     return rc;
 }
 
+am_rc sq_users(void *impl, int64_t **ids, size_t *n) {
+    struct sq *s = impl;
+    size_t cap = 16;
+    *ids = NULL;
+    *n = 0;
+    int64_t *a = am_malloc(cap * sizeof *a);
+    if (!a)
+        return AM_ENOMEM;
+    struct sq_reader *r = sq_reader_get(s);
+    sqlite3_stmt *st = NULL;
+    am_rc rc = prepare_read(r, "SELECT id FROM users ORDER BY id", &st);
+    int step = SQLITE_DONE;
+    while (rc == AM_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            int64_t *b = am_realloc(a, 2 * cap * sizeof *a);
+            if (!b) {
+                rc = AM_ENOMEM;
+                break;
+            }
+            a = b;
+            cap *= 2;
+        }
+        a[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    if (rc == AM_OK && step != SQLITE_DONE)
+        rc = sq_rc(step);
+    sqlite3_finalize(st);
+    sq_reader_put(s, r);
+    if (rc != AM_OK) {
+        am_free(a);
+        *n = 0;
+        return rc;
+    }
+    *ids = a;
+    return AM_OK;
+}
+
 am_rc sq_vector_models(void *impl, int64_t user_id, struct am_vector_model **out, size_t *n) {
     struct sq *s = impl;
     enum { MAX_MODELS = 16 };

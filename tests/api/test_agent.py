@@ -12,7 +12,8 @@ NS = 10**9
 
 
 def setup():
-    d = env.daemon("agent")
+    d = env.daemon("agent", settings={"AM_AGENT_TICK_S": 0, "AM_NUDGE_BUDGET_PER_DAY": 3,
+                                       "AM_NUDGE_COOLDOWN_MIN": 30, "AM_NUDGE_QUIET_HOURS": "22-7"})
     d.user_add("ada")
     d.user_add("bo")
     S["d"] = d
@@ -162,6 +163,121 @@ def memory_verdicts_check_input_and_owner():
     assert_problem(c.post("/v1/memories", body={}), 405)
     reader = S["d"].client(S["d"].token("ada", scope="read"))
     assert_problem(reader.request("PATCH", f"/v1/memories/{mid}", body={"status": "confirmed"}), 403)
+
+
+def tick(c, at):
+    r = c.post("/v1/agent/tick", params={"at": at})
+    assert_status(r, 200)
+    return r.json["decisions"]
+
+
+@case
+def a_meeting_that_your_data_knows_about_gets_a_nudge_with_evidence():
+    c = S["c"]
+    T1 = NOW + 86400  # the next day, 09:00 UTC
+    msg = post(c, [{"stream": "comms.message", "ts": T1 - 2 * 86400, "source": "phone",
+                    "payload": {"text": "Bring the contract draft to the Acme review", "from": "Jonas"}}])[0]
+    cal = post(c, [{"stream": "calendar.event", "ts": T1 + 600, "ts_end": T1 + 3600,
+                    "source": "caldav", "payload": {"uid": "acme", "title": "Acme review"}},
+                   {"stream": "calendar.event", "ts": T1 + 700, "ts_end": T1 + 1800,
+                    "source": "caldav", "payload": {"uid": "x", "title": "Zyzzyva"}}])
+    ws = T.ws_connect(S["d"], token=c.token)
+    ws.send(T.json.dumps({"type": "subscribe", "streams": ["derived.nudge"]}))
+    msgs = [T.ws_recv(ws, 5), T.ws_recv(ws, 5)]  # a hello, then the subscription's answer
+    check(any(m and m.get("type") == "subscribed" for m in msgs), f"subscribed: {msgs}")
+    d = tick(c, T1)
+    sent = [x for x in d if x["sent"]]
+    eq(len(sent), 1, f"one nudge: the meeting with related data ({d})")
+    eq(sent[0]["event"], cal[0], "for the Acme review")
+    check(all(x["event"] != cal[1] for x in d), "nothing for a meeting nothing mentions")
+    live = T.ws_recv(ws, 5)
+    check(live and live.get("type") == "event", f"the nudge arrives live: {live}")
+    n = live["event"]
+    eq(n["stream"], "derived.nudge", "as a derived.nudge event")
+    eq(n["id"], sent[0]["id"], "the one just sent")
+    p = n["payload"]
+    eq(p["title"], "Acme review", "titled by the meeting")
+    check("contract" in p["body"] and "In 10 min" in p["body"], f"body: {p['body']}")
+    check(cal[0] in p["evidence"] and msg in p["evidence"], f"evidence cites both: {p['evidence']}")
+    check("Acme review" in p["reason"] and "mention" in p["reason"], f"reason: {p['reason']}")
+    ws.close()
+    again = tick(c, T1 + 60)
+    check(not any(x["sent"] for x in again), f"not twice: {again}")
+    check(any(x.get("why") == "already sent" for x in again), "deduplicated")
+    r = c.post(f"/v1/nudges/{sent[0]['id']}/feedback", body={"rating": "useful"})
+    assert_status(r, 200)
+    ns = c.get("/v1/nudges").json["nudges"]
+    eq(ns[0]["feedback"], "useful", "feedback folded into the list")
+    assert_problem(c.post(f"/v1/nudges/{sent[0]['id']}/feedback", body={"rating": "meh"}), 400)
+    assert_problem(S["bo"].post(f"/v1/nudges/{sent[0]['id']}/feedback", body={"rating": "useful"}), 404)
+    eq(S["bo"].get("/v1/nudges").json["nudges"], [], "bo has no nudges")
+    S["T1"] = T1
+
+
+@case
+def quiet_hours_cooldown_budget_and_fatigue_hold():
+    c = S["c"]
+    T2 = NOW + 2 * 86400  # 09:00 UTC, two days on
+    post(c, [{"stream": "comms.email", "ts": T2 - 86400, "source": "imap",
+              "payload": {"subject": f"Agenda for topic{k}", "body": f"notes on topic{k}"}}
+             for k in range(8)])
+    # quiet hours: 22-7 local (UTC here)
+    late = T2 + 13 * 3600 + 20 * 60  # 22:20
+    post(c, [{"stream": "calendar.event", "ts": late + 600, "source": "caldav",
+              "payload": {"uid": "late", "title": "topic0"}}])
+    d = tick(c, late)
+    check(d and not d[0]["sent"] and "quiet hours" in d[0]["why"], f"quiet: {d}")
+    # cooldown: two related meetings five minutes apart
+    post(c, [{"stream": "calendar.event", "ts": T2 + 300, "source": "caldav",
+              "payload": {"uid": "a", "title": "topic1"}},
+             {"stream": "calendar.event", "ts": T2 + 600, "source": "caldav",
+              "payload": {"uid": "b", "title": "topic2"}}])
+    d = tick(c, T2)
+    eq([x["sent"] for x in d], [True, False], f"the second waits for the cooldown: {d}")
+    check("cooldown" in d[1]["why"], d[1]["why"])
+    # the budget (3 a day): meetings an hour apart
+    for k in range(3, 7):
+        post(c, [{"stream": "calendar.event", "ts": T2 + (k - 2) * 3600 + 300, "source": "caldav",
+                  "payload": {"uid": f"m{k}", "title": f"topic{k}"}}])
+    results = [tick(c, T2 + (k - 2) * 3600) for k in range(3, 7)]
+    sent = [x["sent"] for r in results for x in r]
+    eq(sent, [True, True, False, False], f"three a day: {results}")
+    check("daily budget" in results[2][0]["why"], results[2][0]["why"])
+    # fatigue: two nudges rated not useful lower tomorrow's budget to 2
+    ids = [x["id"] for r in results for x in r if x["sent"]]
+    for i in ids:
+        assert_status(c.post(f"/v1/nudges/{i}/feedback", body={"rating": "not_useful"}), 200)
+    T3 = T2 + 86400
+    post(c, [{"stream": "comms.email", "ts": T3 - 3600, "source": "imap",
+              "payload": {"subject": f"Agenda for theme{k}", "body": "x"}} for k in range(3)])
+    for k in range(3):
+        post(c, [{"stream": "calendar.event", "ts": T3 + k * 3600 + 300, "source": "caldav",
+                  "payload": {"uid": f"t{k}", "title": f"theme{k}"}}])
+    sent = [x["sent"] for k in range(3) for x in tick(c, T3 + k * 3600)]
+    eq(sent, [True, True, False], f"fatigue lowers the budget: {sent}")
+
+
+@case
+def the_agent_thread_nudges_on_its_own():
+    d = env.daemon("ticker", settings={"AM_AGENT_TICK_S": 1, "AM_NUDGE_QUIET_HOURS": ""})
+    d.user_add("cy")
+    c = d.client(d.token("cy"))
+    d.start()
+    now = int(T.time.time())
+    post(c, [{"stream": "comms.message", "ts": now - 3600, "source": "phone",
+              "payload": {"text": "don't forget the Quokka offsite slides"}},
+             {"stream": "calendar.event", "ts": now + 300, "source": "caldav",
+              "payload": {"uid": "q", "title": "Quokka offsite"}}])
+    deadline = T.time.time() + 20
+    ns = []
+    while T.time.time() < deadline and not ns:
+        ns = c.get("/v1/nudges").json["nudges"]
+        T.time.sleep(0.3)
+    eq(len(ns), 1, "the thread sent one nudge")
+    eq(ns[0]["payload"]["title"], "Quokka offsite", "for the offsite")
+    T.time.sleep(2.5)
+    eq(len(c.get("/v1/nudges").json["nudges"]), 1, "and only one")
+    d.stop()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,200 @@
+/* trigger.c — the agent's triggers and the thread that runs them. The first trigger:
+ * a calendar event about to start, when the person's own data holds something about it
+ * (a message, an email, a memory, something said or seen) — the nudge brings that to
+ * them with the evidence. A plain reminder is left to their calendar app. */
+#include "agent.h"
+#include "../ingest/ingest.h"
+#include "../search/search.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_RELATED 3
+
+/* The snippet without its <mark> tags and entities, for a notification's plain text. */
+static void plain(const char *html, char *out, size_t len) {
+    size_t o = 0;
+    for (const char *p = html; *p && o + 1 < len; p++) {
+        if (*p == '<') {
+            const char *e = strchr(p, '>');
+            if (e) {
+                p = e;
+                continue;
+            }
+        }
+        if (*p == '&') {
+            static const struct { const char *ent; char ch; } ents[] = {
+                {"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&quot;", '"'}, {"&#39;", '\''}};
+            size_t k = 0;
+            for (; k < sizeof ents / sizeof ents[0]; k++)
+                if (!strncmp(p, ents[k].ent, strlen(ents[k].ent)))
+                    break;
+            if (k < sizeof ents / sizeof ents[0]) {
+                out[o++] = ents[k].ch;
+                p += strlen(ents[k].ent) - 1;
+                continue;
+            }
+        }
+        out[o++] = *p;
+    }
+    out[o] = '\0';
+    am_utf8_clean(out);
+}
+
+static am_rc calendar_trigger(struct am_server *srv, int64_t user_id, int64_t now,
+                              json_t *decisions) {
+    int64_t lead = srv->cfg.nudge_calendar_lead_min * 60 * AM_NS_PER_S;
+    struct am_query q = {.stream = "calendar.event", .from_ns = now, .to_ns = now + lead,
+                         .limit = 20};
+    struct am_event_list l = {0};
+    am_rc rc = srv->store.ops->query(srv->store.impl, user_id, &q, &l);
+    for (size_t i = 0; rc == AM_OK && i < l.n; i++) {
+        const struct am_event *e = &l.items[i];
+        json_t *p = NULL, *found = NULL;
+        char err[256] = "";
+        if (am_json_parse(e->payload, strlen(e->payload), 64, &p, NULL, 0) != AM_OK)
+            continue;
+        const char *title = json_string_value(json_object_get(p, "title"));
+        if (!title || !*title) {
+            json_decref(p);
+            continue;
+        }
+        /* What the person's own data says about it. */
+        static const char *const where[] = {"comms.message", "comms.email", "derived.memory",
+                                            "audio.transcript", "image.ocr", "calendar.todo"};
+        struct am_search_params sp = {.q = title, .streams = where, .n_streams = 6,
+                                      .from_ns = now - 90LL * 86400 * AM_NS_PER_S,
+                                      .to_ns = now + 1, .limit = MAX_RELATED,
+                                      .mode = AM_SEARCH_TEXT, .context = 0};
+        if (am_search(srv, user_id, &sp, &found, err, sizeof err) != AM_OK) {
+            json_decref(p);
+            continue;
+        }
+        json_t *hits = json_object_get(found, "hits");
+        if (json_array_size(hits) > 0) {
+            int64_t ev[1 + MAX_RELATED];
+            size_t nev = 0;
+            ev[nev++] = e->id;
+            char first[200] = "", body[400], reason[256], dedup[64], t[48];
+            size_t k;
+            json_t *h;
+            json_array_foreach(hits, k, h) {
+                if (nev < 1 + MAX_RELATED)
+                    ev[nev++] = json_integer_value(json_object_get(h, "id"));
+            }
+            h = json_array_get(hits, 0);
+            const char *snip = json_string_value(json_object_get(h, "snippet"));
+            const char *from = json_string_value(json_object_get(h, "stream"));
+            plain(snip ? snip : "", first, sizeof first);
+            int mins = (int)((e->ts_ns - now + 30 * AM_NS_PER_S) / (60 * AM_NS_PER_S));
+            am_time_format(e->ts_ns, t, sizeof t);
+            snprintf(body, sizeof body, "In %d min. From your %s: %s", mins, from ? from : "data",
+                     first);
+            snprintf(reason, sizeof reason,
+                     "'%.80s' starts at %.16s UTC and %zu item(s) of yours mention it", title, t,
+                     json_array_size(hits));
+            snprintf(dedup, sizeof dedup, "calendar:%lld", (long long)e->id);
+            char title_buf[160];
+            snprintf(title_buf, sizeof title_buf, "%s", title);
+            struct am_nudge n = {.kind = "calendar", .dedup = dedup, .title = title_buf,
+                                 .body = body, .reason = reason, .evidence = ev,
+                                 .n_evidence = nev, .priority = 1};
+            json_t *d = NULL;
+            rc = am_nudge_offer(srv, user_id, &n, now, &d);
+            if (d) {
+                json_object_set_new(d, "trigger", json_string("calendar"));
+                json_object_set_new(d, "event", json_integer(e->id));
+                json_array_append_new(decisions, d);
+            }
+        }
+        json_decref(found);
+        json_decref(p);
+    }
+    am_event_list_free(&l);
+    return rc;
+}
+
+am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t *decisions) {
+    return calendar_trigger(srv, user_id, now, decisions);
+}
+
+struct am_agent {
+    struct am_server *srv;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stopping;
+};
+
+static void *agent_main(void *arg) {
+    struct am_agent *a = arg;
+    struct am_server *srv = a->srv;
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += srv->cfg.agent_tick_s;
+        pthread_mutex_lock(&a->lock);
+        while (!a->stopping && pthread_cond_timedwait(&a->wake, &a->lock, &ts) == 0)
+            ;
+        int stop = a->stopping;
+        pthread_mutex_unlock(&a->lock);
+        if (stop)
+            break;
+        int64_t *users = NULL;
+        size_t n = 0;
+        if (srv->store.ops->users(srv->store.impl, &users, &n) != AM_OK)
+            continue;
+        int64_t now = am_now_ns();
+        for (size_t i = 0; i < n; i++) {
+            json_t *d = json_array();
+            if (d && am_agent_tick(srv, users[i], now, d) != AM_OK)
+                am_warn("agent: triggers for user %lld failed", (long long)users[i]);
+            size_t k;
+            json_t *x;
+            json_array_foreach(d, k, x) {
+                if (json_is_true(json_object_get(x, "sent")))
+                    am_info("agent: nudge %lld for user %lld",
+                            (long long)json_integer_value(json_object_get(x, "id")),
+                            (long long)users[i]);
+            }
+            json_decref(d);
+        }
+        am_free(users);
+    }
+    return NULL;
+}
+
+am_rc am_agent_start(struct am_server *srv, struct am_agent **out) {
+    *out = NULL;
+    if (srv->cfg.agent_tick_s <= 0)
+        return AM_OK; /* triggers run only on request (POST /v1/agent/tick) */
+    struct am_agent *a = am_calloc(1, sizeof *a);
+    if (!a)
+        return AM_ENOMEM;
+    a->srv = srv;
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->wake, NULL);
+    if (pthread_create(&a->thread, NULL, agent_main, a) != 0) {
+        pthread_mutex_destroy(&a->lock);
+        pthread_cond_destroy(&a->wake);
+        am_free(a);
+        return AM_EBACKEND;
+    }
+    *out = a;
+    return AM_OK;
+}
+
+void am_agent_stop(struct am_agent *a) {
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->stopping = 1;
+    pthread_cond_broadcast(&a->wake);
+    pthread_mutex_unlock(&a->lock);
+    pthread_join(a->thread, NULL);
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->wake);
+    am_free(a);
+}
