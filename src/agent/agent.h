@@ -48,7 +48,12 @@ am_rc am_nudges(struct am_server *srv, int64_t user_id, size_t limit, json_t **o
 am_rc am_nudge_feedback(struct am_server *srv, int64_t user_id, int64_t nudge_id,
                         const char *rating, json_t **out, char *err, size_t err_len);
 
-/* Runs the triggers for one user at `now`; a decision per offered nudge is appended to
+/* The places analyzer: stay points since the last stored visit become location.place
+ * visits (spans) with their arrival and departure, named home / work when the hours
+ * spent there say so. *visits counts the finished visits it stored. */
+am_rc am_places_run(struct am_server *srv, int64_t user_id, int64_t now, size_t *visits);
+
+/* Runs the analyzers and then the triggers for one user at `now`; a decision per offered nudge is appended to
  * decisions (an array). */
 am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t *decisions);
 

@@ -117,6 +117,10 @@ static am_rc calendar_trigger(struct am_server *srv, int64_t user_id, int64_t no
 }
 
 am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t *decisions) {
+    size_t visits = 0;
+    am_rc rc = am_places_run(srv, user_id, now, &visits);
+    if (rc != AM_OK)
+        am_warn("agent: places for user %lld: %s", (long long)user_id, am_strerror(rc));
     return calendar_trigger(srv, user_id, now, decisions);
 }
 

@@ -165,6 +165,71 @@ def memory_verdicts_check_input_and_owner():
     assert_problem(reader.request("PATCH", f"/v1/memories/{mid}", body={"status": "confirmed"}), 403)
 
 
+@case
+def places_are_found_and_named_from_gps():
+    d = S["d"]
+    d.user_add("dee")
+    c = d.client(d.token("dee"))
+    import datetime
+    day0 = datetime.datetime(2026, 11, 30, tzinfo=datetime.timezone.utc)  # a Monday
+    check(day0.weekday() == 0, "day0 is a Monday")
+    D0 = int(day0.timestamp())
+    HOME, WORK, GYM = (52.5000, 13.4000), (52.5200, 13.4500), (52.5100, 13.3800)
+    rnd = T.random.Random(7)
+
+    def at(t, p):
+        return {"stream": "location.gps", "ts": t, "source": "phone",
+                "payload": {"lat": p[0] + rnd.uniform(-2e-4, 2e-4),
+                            "lon": p[1] + rnd.uniform(-2e-4, 2e-4), "accuracy": 10}}
+
+    def stay(t0, t1, p):
+        return [at(t, p) for t in range(t0, t1, 300)]
+
+    def move(t0, t1, a, b):
+        n = (t1 - t0) // 300
+        return [at(t0 + k * 300, (a[0] + (b[0] - a[0]) * k / n, a[1] + (b[1] - a[1]) * k / n))
+                for k in range(1, n)]
+
+    evs = []
+    for day in range(3):
+        b = D0 + day * 86400
+        evs += stay(b, b + 8 * 3600, HOME) + move(b + 8 * 3600, b + 9 * 3600, HOME, WORK)
+        evs += stay(b + 9 * 3600, b + 17 * 3600, WORK) + move(b + 17 * 3600, b + 18 * 3600, WORK, GYM)
+        evs += stay(b + 18 * 3600, b + 19 * 3600, GYM) + move(b + 19 * 3600, b + 20 * 3600, GYM, HOME)
+        evs += stay(b + 20 * 3600, b + 24 * 3600, HOME)
+    for i in range(0, len(evs), 5000):
+        post(c, evs[i:i + 5000])
+    end = D0 + 3 * 86400
+    tick(c, end)
+    pl = c.list_all("/v1/events", {"stream": "location.place", "source": "am.places"})[0]
+    visits = [e for e in pl if e["payload"]["event"] == "visit"]
+    ids = {e["payload"]["place_id"] for e in visits}
+    eq(len(ids), 3, f"three places: {ids}")
+    def near(e, p):
+        return abs(e["payload"]["lat"] - p[0]) < 1e-3 and abs(e["payload"]["lon"] - p[1]) < 1e-3
+    work = [e for e in visits if near(e, WORK)]
+    gym = [e for e in visits if near(e, GYM)]
+    home = [e for e in visits if near(e, HOME)]
+    eq(len(work), 3, "three work visits")
+    eq(len(gym), 3, "three gym visits")
+    check(len(home) >= 3, f"home visits: {len(home)}")
+    check(all(abs((e["ts_end_ns"] - e["ts_ns"]) / 1e9 - 8 * 3600) <= 600 for e in work),
+          "work visits last the working day")
+    eq(work[-1]["payload"]["name"], "work", "work is named once the hours show it")
+    eq(home[-1]["payload"]["name"], "home", "home is named by the nights")
+    check(gym[-1]["payload"]["name"].startswith("place-"), "the gym has no label")
+    arrivals = [e for e in pl if e["payload"]["event"] == "arrival"]
+    check(len(arrivals) == len(visits) + 1, f"an arrival per visit, and the open stay at home "
+          f"({len(arrivals)} arrivals, {len(visits)} visits)")
+    x = c.get("/v1/context", params={"at": end}).json
+    eq(x["place"]["payload"]["event"], "arrival", "the context knows where the person is")
+    check(near(x["place"], HOME), "at home")
+    n = len(pl)
+    tick(c, end)
+    eq(len(c.list_all("/v1/events", {"stream": "location.place", "source": "am.places"})[0]), n,
+       "a rerun adds nothing")
+
+
 def tick(c, at):
     r = c.post("/v1/agent/tick", params={"at": at})
     assert_status(r, 200)
