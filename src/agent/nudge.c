@@ -4,6 +4,7 @@
  * nudges, recent feedback), so it holds across restarts. */
 #include "agent.h"
 #include "../ingest/ingest.h"
+#include "../notify/notify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,17 @@ am_rc am_nudge_offer(struct am_server *srv, int64_t user_id, const struct am_nud
                         ? json_pack("{s:b, s:I}", "sent", 1, "id", (json_int_t)res.id)
                         : json_pack("{s:b, s:s, s:I}", "sent", 0, "why", "already sent", "id",
                                     (json_int_t)res.id);
+    /* Stored (and live on the WebSocket); now the push channels, best effort. */
+    if (rc == AM_OK && res.status == AM_ITEM_STORED && *decision) {
+        json_t *ev = am_event_to_json(&e), *push = json_object();
+        if (ev && push) {
+            am_notify_push(srv, ev, push);
+            if (json_object_size(push))
+                json_object_set(*decision, "delivered", push);
+        }
+        json_decref(ev);
+        json_decref(push);
+    }
     else if (rc == AM_EINVAL)
         *decision = refused(why);
     if (rc == AM_EINVAL)

@@ -94,6 +94,10 @@ static const struct setting settings[] = {
     INT(nudge_cooldown_min, "30", 0, 100000, "least minutes between two nudges of one kind"),
     INT(nudge_calendar_lead_min, "15", 1, 1440, "how long before a calendar event it is"
         " mentioned"),
+    STR(notify_webhook_url, "", "POST every nudge as JSON to this URL (empty: no webhook)"),
+    STR(notify_ntfy_url, "", "ntfy topic URL nudges are published to (empty: none)"),
+    STR(notify_gotify_url, "", "Gotify server URL nudges are sent to (empty: none)"),
+    SECRET(notify_gotify_token, "", "Gotify application token"),
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 

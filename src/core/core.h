@@ -185,6 +185,8 @@ struct am_config {
     int64_t agent_tick_s, utc_offset_min;
     char nudge_quiet_hours[16];
     int64_t nudge_budget_per_day, nudge_cooldown_min, nudge_calendar_lead_min;
+    char notify_webhook_url[256], notify_ntfy_url[256], notify_gotify_url[256];
+    char notify_gotify_token[128];
 };
 
 void am_config_defaults(struct am_config *c);

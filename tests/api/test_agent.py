@@ -345,5 +345,62 @@ def the_agent_thread_nudges_on_its_own():
     d.stop()
 
 
+@case
+def nudges_are_pushed_to_webhook_ntfy_and_gotify():
+    import http.server
+    import threading
+    got = []
+    fail = {"left": 1}
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            got.append((self.path, dict(self.headers), body))
+            if self.path == "/hook" and fail["left"] > 0:
+                fail["left"] -= 1
+                self.send_response(500)
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    d = env.daemon("pusher", settings={
+        "AM_AGENT_TICK_S": 0, "AM_NUDGE_QUIET_HOURS": "", "AM_NOTIFY_WEBHOOK_URL": base + "/hook",
+        "AM_NOTIFY_NTFY_URL": base + "/ntfy/am-test", "AM_NOTIFY_GOTIFY_URL": base + "/gotify",
+        "AM_NOTIFY_GOTIFY_TOKEN": "Agotifytoken"})
+    d.user_add("eve")
+    c = d.client(d.token("eve"))
+    d.start()
+    try:
+        post(c, [{"stream": "comms.message", "ts": NOW - 3600, "source": "phone",
+                  "payload": {"text": "the Marmot pitch deck needs the new numbers"}},
+                 {"stream": "calendar.event", "ts": NOW + 300, "source": "caldav",
+                  "payload": {"uid": "m", "title": "Marmot pitch"}}])
+        dec = tick(c, NOW)
+        eq([x["sent"] for x in dec], [True], f"sent: {dec}")
+        eq(dec[0].get("delivered"), {"webhook": 200, "ntfy": 200, "gotify": 200},
+           "every channel took it (the webhook after one 500)")
+        hooks = [g for g in got if g[0] == "/hook"]
+        eq(len(hooks), 2, "the webhook was retried once")
+        ev = T.json.loads(hooks[-1][2])
+        eq(ev["stream"], "derived.nudge", "the webhook gets the nudge event")
+        eq(ev["payload"]["title"], "Marmot pitch", "with its title")
+        nt = [g for g in got if g[0] == "/ntfy/am-test"][0]
+        eq(nt[1].get("Title"), "Marmot pitch", "ntfy title header")
+        check(b"numbers" in nt[2], f"ntfy body is the nudge's body: {nt[2]!r}")
+        go = [g for g in got if g[0] == "/gotify/message"][0]
+        eq(go[1].get("X-Gotify-Key"), "Agotifytoken", "gotify token")
+        eq(T.json.loads(go[2])["title"], "Marmot pitch", "gotify message")
+    finally:
+        d.stop()
+        srv.shutdown()
+
+
 if __name__ == "__main__":
     T.main(setup, env=env, watchdog_s=300)
