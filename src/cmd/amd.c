@@ -177,21 +177,22 @@ int main(int argc, char **argv) {
         fprintf(stderr, "amd: the pipeline's workers did not start\n");
         goto out_metrics;
     }
+    /* Before HTTP: once the server answers, amd.url follows at once (clients wait on it). */
+    if (am_agent_start(&srv, &srv.agent) != AM_OK)
+        am_warn("amd: the agent's triggers did not start; nudges only on request");
     if (am_http_start(&srv, err, sizeof err) != AM_OK) {
         fprintf(stderr, "amd: %s\n", err);
         goto out_process;
     }
-    if (am_agent_start(&srv, &srv.agent) != AM_OK)
-        am_warn("amd: the agent's triggers did not start; nudges only on request");
     write_url(&srv);
     int sig = 0;
     sigwait(&sigs, &sig);
     am_info("amd: signal %d, stopping", sig);
     rc = 0;
-    am_agent_stop(srv.agent);
-    srv.agent = NULL;
     am_http_stop(&srv);
 out_process:
+    am_agent_stop(srv.agent);
+    srv.agent = NULL;
     /* After HTTP: no request can reach search's embedder once the workers are gone. */
     am_process_stop(srv.process);
     srv.process = NULL;

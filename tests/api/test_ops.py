@@ -3,6 +3,7 @@
 and that amd writes nothing outside its data directory."""
 
 import os
+import time
 import re
 import shutil
 import subprocess
@@ -167,6 +168,10 @@ def env_vars_instead_of_flags_and_nothing_written_outside():
     d.start()
     try:
         check(os.path.isdir(data), "AM_DATA_DIR created")
+        # amd writes amd.url just after it starts answering: give it that moment
+        deadline = time.time() + 5
+        while not os.path.exists(os.path.join(data, "amd.url")) and time.time() < deadline:
+            time.sleep(0.01)
         with open(os.path.join(data, "amd.url")) as f:
             url = f.read().strip()
         eq(url, f"http://127.0.0.1:{d.port}", "DIR/amd.url")
