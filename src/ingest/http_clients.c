@@ -14,8 +14,8 @@
 
 /* A device or tracker id as a source: printable, at most AM_SOURCE_MAX bytes, valid UTF-8. */
 static void make_source(char out[AM_SOURCE_MAX + 1], const char *prefix, const char *device) {
-    size_t n = (size_t)snprintf(out, AM_SOURCE_MAX + 1, "%s%s%s", prefix, device && *device ? "/" : "",
-                                device ? device : "");
+    size_t n = (size_t)snprintf(out, AM_SOURCE_MAX + 1, "%s%s%s", prefix,
+                                device && *device ? "/" : "", device ? device : "");
     if (n > AM_SOURCE_MAX)
         n = AM_SOURCE_MAX;
     for (size_t i = 0; i < n; i++)
@@ -158,8 +158,8 @@ static am_rc owntracks_location(const struct am_client_ctx *cx, const json_t *m,
         json_decref(p);
         return AM_ENOMEM;
     }
-    am_rc rc = add_event(cx, "owntracks", "location.gps", ts_ns, source, "location", p, out,
-                         skipped);
+    am_rc rc =
+        add_event(cx, "owntracks", "location.gps", ts_ns, source, "location", p, out, skipped);
     if (rc == AM_OK && batt >= 0) {
         /* bs: 0 unknown, 1 unplugged, 2 charging, 3 full (and so plugged in). */
         double bs = 0;
@@ -172,10 +172,9 @@ static am_rc owntracks_location(const struct am_client_ctx *cx, const json_t *m,
 /* "_type":"transition" -> location.place: entering a region is an arrival, leaving it
  * a departure, named by the region's description. */
 static am_rc owntracks_transition(const struct am_client_ctx *cx, const json_t *m, int64_t ts_ns,
-                                  const char *source, struct am_event_list *out,
-                                  size_t *skipped) {
+                                  const char *source, struct am_event_list *out, size_t *skipped) {
     const char *ev = get_str(m, "event");
-    const char *what = ev && !strcmp(ev, "enter") ? "arrival"
+    const char *what = ev && !strcmp(ev, "enter")   ? "arrival"
                        : ev && !strcmp(ev, "leave") ? "departure"
                                                     : NULL;
     if (!what) {
@@ -369,13 +368,13 @@ static am_rc overland_feature(const struct am_client_ctx *cx, const json_t *f,
         json_decref(p);
         return AM_ENOMEM;
     }
-    am_rc rc = add_event(cx, "overland", "location.gps", ts_ns, source, "location", p, out,
-                         skipped);
+    am_rc rc =
+        add_event(cx, "overland", "location.gps", ts_ns, source, "location", p, out, skipped);
     if (rc == AM_OK && level >= 0) {
         const char *st = get_str(props, "battery_state");
-        int charging = !st ? -1
+        int charging = !st                                              ? -1
                        : !strcmp(st, "charging") || !strcmp(st, "full") ? 1
-                       : !strcmp(st, "unplugged")                      ? 0
+                       : !strcmp(st, "unplugged")                       ? 0
                                                                         : -1;
         rc = add_battery(cx, "overland", ts_ns, source, level * 100, charging, out, skipped);
     }
@@ -442,21 +441,48 @@ static int url_decode(const char *s, size_t n, char *out, size_t cap) {
     return 1;
 }
 
-enum gps_field { G_LAT, G_LON, G_TIME, G_ALT, G_ACC, G_SPEED, G_BEARING, G_BATT, G_CHARGING,
-                 G_DEVICE, G_FIELDS };
+enum gps_field {
+    G_LAT,
+    G_LON,
+    G_TIME,
+    G_ALT,
+    G_ACC,
+    G_SPEED,
+    G_BEARING,
+    G_BATT,
+    G_CHARGING,
+    G_DEVICE,
+    G_FIELDS
+};
 
 static int gps_field_of(const char *name) {
     static const struct {
         const char *name;
         int field;
-    } names[] = {{"lat", G_LAT},          {"latitude", G_LAT},     {"lon", G_LON},
-                 {"lng", G_LON},          {"longitude", G_LON},    {"timestamp", G_TIME},
-                 {"time", G_TIME},        {"t", G_TIME},           {"alt", G_ALT},
-                 {"altitude", G_ALT},     {"acc", G_ACC},          {"accuracy", G_ACC},
-                 {"hdop", -1},            {"spd", G_SPEED},        {"speed", G_SPEED},
-                 {"bearing", G_BEARING},  {"dir", G_BEARING},      {"heading", G_BEARING},
-                 {"batt", G_BATT},        {"battery", G_BATT},     {"charging", G_CHARGING},
-                 {"ischarging", G_CHARGING}, {"id", G_DEVICE},     {"deviceid", G_DEVICE},
+    } names[] = {{"lat", G_LAT},
+                 {"latitude", G_LAT},
+                 {"lon", G_LON},
+                 {"lng", G_LON},
+                 {"longitude", G_LON},
+                 {"timestamp", G_TIME},
+                 {"time", G_TIME},
+                 {"t", G_TIME},
+                 {"alt", G_ALT},
+                 {"altitude", G_ALT},
+                 {"acc", G_ACC},
+                 {"accuracy", G_ACC},
+                 {"hdop", -1},
+                 {"spd", G_SPEED},
+                 {"speed", G_SPEED},
+                 {"bearing", G_BEARING},
+                 {"dir", G_BEARING},
+                 {"heading", G_BEARING},
+                 {"batt", G_BATT},
+                 {"battery", G_BATT},
+                 {"charging", G_CHARGING},
+                 {"ischarging", G_CHARGING},
+                 {"id", G_DEVICE},
+                 {"deviceid", G_DEVICE},
                  {"device", G_DEVICE}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcasecmp(name, names[i].name))
@@ -571,8 +597,7 @@ static int submit(struct am_http *h, struct mg_connection *c, int64_t user_id,
     am_free(res);
     if (rc) {
         http_problem(c, rc == AM_ECLOSED ? 503 : 500, rc == AM_ECLOSED ? "unavailable" : "internal",
-                     "store: %s; nothing of this request was acknowledged, retry",
-                     am_strerror(rc));
+                     "store: %s; nothing of this request was acknowledged, retry", am_strerror(rc));
         return 0;
     }
     return 1;
@@ -712,8 +737,8 @@ void http_overland_post(struct am_http *h, struct mg_connection *c, const struct
     struct am_event_list evs = {0};
     size_t n_items = 0, skipped = 0;
     char err[256] = "";
-    am_rc rc = http_overland_parse(&cx, body.data, body.len, &evs, &n_items, &skipped, err,
-                                   sizeof err);
+    am_rc rc =
+        http_overland_parse(&cx, body.data, body.len, &evs, &n_items, &skipped, err, sizeof err);
     am_buf_free(&body);
     if (rc) {
         parse_failed(c, rc, err);
