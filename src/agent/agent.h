@@ -57,6 +57,11 @@ am_rc am_places_run(struct am_server *srv, int64_t user_id, int64_t now, size_t 
  * decisions (an array). */
 am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t *decisions);
 
+/* A synthetic life of `days` days from start_ns (see simulate.c for what is planted),
+ * handed over as NDJSON lines, one event each. */
+am_rc am_simulate(int days, uint64_t seed, int64_t start_ns, int utc_offset_min,
+                  am_rc (*emit)(const char *line, size_t len, void *arg), void *arg);
+
 struct am_agent; /* opaque: the thread that runs the triggers every cfg.agent_tick_s */
 am_rc am_agent_start(struct am_server *srv, struct am_agent **out);
 void am_agent_stop(struct am_agent *a);

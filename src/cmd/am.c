@@ -1,6 +1,7 @@
 /* am.c — the command line. User and token commands open the data directory's store
  * directly (they work while amd runs); the rest talk to amd's HTTP API. */
 #include "ingest/ingest.h"
+#include "agent/agent.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -17,7 +18,7 @@ struct opts {
     int json;
     const char *user, *scope, *label;
     const char *stream, *source, *from, *to, *limit, *order;
-    const char *streams, *mode, *kind;
+    const char *streams, *mode, *kind, *days, *seed;
     int all, dead;
     const char *args[4];
     int n_args;
@@ -38,6 +39,7 @@ static void usage(void) {
             "         [--mode hybrid|text|vector]\n"
             "  jobs status              (pipeline queues, dead letters)\n"
             "  jobs retry --dead [--kind ocr|stt|frames|caption|analyze|embed]\n"
+            "  simulate --days N [--seed S] [--from T]   (a synthetic life, through the API)\n"
             "  context [--at T]         (place, app, calendar, sleep, heart rate ... now)\n"
             "  memories [--status S] | memories confirm|reject ID | memories edit ID TEXT\n"
             "The URL comes from --url, AM_URL or DIR/amd.url; the token from --token or AM_TOKEN.\n");
@@ -608,6 +610,58 @@ static int cmd_jobs(const struct opts *o, const char *sub) {
     return 0;
 }
 
+struct sim_out {
+    struct http *h;
+    const struct opts *o;
+    struct am_buf buf;
+    size_t lines;
+    long long totals[3];
+};
+
+static am_rc sim_line(const char *line, size_t len, void *arg) {
+    struct sim_out *so = arg;
+    if (am_buf_append(&so->buf, line, len) != AM_OK || am_buf_append(&so->buf, "\n", 1) != AM_OK)
+        return AM_ENOMEM;
+    if (++so->lines < 2000)
+        return AM_OK;
+    int ok = send_chunk(so->h, so->o, so->buf.data, so->buf.len, so->totals);
+    am_buf_reset(&so->buf);
+    so->lines = 0;
+    return ok ? AM_OK : AM_EBACKEND;
+}
+
+static int cmd_simulate(const struct opts *o) {
+    long days = o->days ? strtol(o->days, NULL, 10) : 0;
+    unsigned long long seed = o->seed ? strtoull(o->seed, NULL, 10) : 1;
+    int64_t start = am_now_ns() - (int64_t)days * 86400 * AM_NS_PER_S;
+    if (days < 1 || days > 3650) {
+        fprintf(stderr, "am: simulate --days N (1..3650)\n");
+        return 2;
+    }
+    if (o->from && am_time_from_string(o->from, &start) != AM_OK) {
+        fprintf(stderr, "am: --from: an RFC 3339 time or epoch number\n");
+        return 2;
+    }
+    struct http h;
+    if (!http_init(o, &h))
+        return 1;
+    struct sim_out so = {.h = &h, .o = o};
+    am_buf_init(&so.buf, 1 << 28);
+    am_rc rc = am_simulate((int)days, seed, start, 0, sim_line, &so);
+    if (rc == AM_OK && so.lines &&
+        !send_chunk(&h, o, so.buf.data, so.buf.len, so.totals))
+        rc = AM_EBACKEND;
+    am_buf_free(&so.buf);
+    http_done(&h);
+    if (rc != AM_OK) {
+        fprintf(stderr, "am: simulate: %s\n", am_strerror(rc));
+        return 1;
+    }
+    printf("simulated %ld day(s): %lld stored, %lld duplicate, %lld rejected\n", days,
+           so.totals[0], so.totals[1], so.totals[2]);
+    return so.totals[2] ? 1 : 0;
+}
+
 static int cmd_context(const struct opts *o) {
     char path[256] = "/v1/context";
     CURL *c = curl_easy_init();
@@ -714,6 +768,8 @@ int main(int argc, char **argv) {
         OPT("--streams", streams)
         OPT("--mode", mode)
         OPT("--kind", kind)
+        OPT("--days", days)
+        OPT("--seed", seed)
         OPT("--status", kind)
         OPT("--at", from)
 #undef OPT
@@ -766,6 +822,8 @@ int main(int argc, char **argv) {
         return cmd_jobs(&o, sub);
     if (!strcmp(cmd, "context"))
         return cmd_context(&o);
+    if (!strcmp(cmd, "simulate"))
+        return cmd_simulate(&o);
     if (!strcmp(cmd, "memories"))
         return cmd_memories(&o, sub);
     usage();

@@ -1,0 +1,98 @@
+"""test_simulate.py — `am simulate` writes a synthetic life through the public API, and
+the agent finds what was planted in it: the places (home, work, the gym) from GPS, the
+context in the middle of a workday, and a nudge before the weekly meeting with Priya,
+citing her email. Running the simulation again stores nothing new."""
+
+import re
+
+import amtest as T
+from amtest import case, check, eq, assert_status
+
+env = T.Env()
+S = {}
+START = "2026-11-02T00:00:00Z"  # a Monday
+END = 1794787200 + 14 * 86400   # 2026-11-16T00:00:00Z
+
+
+def setup():
+    d = env.daemon("sim", settings={"AM_AGENT_TICK_S": 0, "AM_NUDGE_QUIET_HOURS": "",
+                                    "AM_PIPELINE": "analyze"})
+    d.user_add("sam")
+    S["d"] = d
+    S["tok"] = d.token("sam")
+    S["c"] = d.client(S["tok"])
+    d.start()
+
+
+def simulate():
+    d = S["d"]
+    return d.am("--url", d.url(), "--token", S["tok"], "simulate", "--days", "14", "--seed",
+                "3", "--from", START)
+
+
+@case
+def simulate_writes_a_life_once():
+    p = simulate()
+    m = re.search(r"(\d+) stored, (\d+) duplicate, (\d+) rejected", p.stdout)
+    check(m, f"summary: {p.stdout} {p.stderr}")
+    stored, dup, rej = map(int, m.groups())
+    check(stored > 3000, f"a fortnight of events: {stored}")
+    eq(rej, 0, "nothing rejected")
+    S["stored"] = stored
+    p = simulate()
+    m = re.search(r"(\d+) stored, (\d+) duplicate", p.stdout)
+    eq(int(m.group(1)), 0, "again: nothing new")
+    eq(int(m.group(2)), stored, "all duplicates")
+
+
+@case
+def the_agent_finds_the_places():
+    c = S["c"]
+    r = c.post("/v1/agent/tick", params={"at": END})
+    assert_status(r, 200)
+    pl = c.list_all("/v1/events", {"stream": "location.place", "source": "am.places"})[0]
+    visits = [e for e in pl if e["payload"]["event"] == "visit"]
+    names = {}
+    for v in visits:
+        names.setdefault(v["payload"]["place_id"], set()).add(v["payload"]["name"])
+    eq(len(names), 3, f"home, work and the gym: {names}")
+    last = {}
+    for v in visits:
+        last[v["payload"]["place_id"]] = v["payload"]["name"]
+    check(sorted(n for n in last.values() if not n.startswith("place-")) == ["home", "work"],
+          f"home and work named: {last}")
+    gym = [v for v in visits if abs(v["payload"]["lat"] - 52.51) < 2e-3 and
+           abs(v["payload"]["lon"] - 13.38) < 2e-3]
+    eq(len(gym), 5, "gym on Mon/Wed/Fri for two weeks, minus the skipped last Wednesday")
+
+
+@case
+def the_context_mid_meeting():
+    x = S["c"].get("/v1/context", params={"at": "2026-11-10T10:30:00Z"}).json
+    eq(x["calendar_now"][0]["payload"]["title"], "Design sync with Priya", "in the meeting")
+    check(any("Priya" in s["payload"]["text"] for s in x.get("speech", [])), "Priya heard")
+    check(abs(x["location"]["payload"]["lat"] - 52.52) < 2e-3, "at work")
+    check(x["sleep"]["asleep_h"] > 5, f"slept: {x['sleep']}")
+
+
+@case
+def a_nudge_before_the_meeting_cites_priyas_email():
+    c = S["c"]
+    r = c.post("/v1/agent/tick", params={"at": "2026-11-10T09:50:00Z"})
+    d = r.json["decisions"]
+    sent = [x for x in d if x["sent"]]
+    eq(len(sent), 1, f"one nudge: {d}")
+    n = [e for e in c.list_all("/v1/events", {"stream": "derived.nudge"})[0]
+         if e["id"] == sent[0]["id"]][0]
+    eq(n["payload"]["title"], "Design sync with Priya", "for the meeting")
+    emails = c.list_all("/v1/events", {"stream": "comms.email"})[0]
+    check(any(e["id"] in n["payload"]["evidence"] for e in emails),
+          f"cites Priya's email: {n['payload']}")
+    hits = c.get("/v1/search", params={"q": "Priya", "limit": 50, "context": 0}).json["hits"]
+    streams = {h["stream"] for h in hits}
+    check({"comms.email", "comms.message", "audio.transcript", "calendar.event"} <= streams,
+          f"Priya across streams: {streams}")
+
+
+if __name__ == "__main__":
+    T.main(setup, env=env, watchdog_s=600)
