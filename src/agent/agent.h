@@ -53,6 +53,11 @@ am_rc am_nudge_feedback(struct am_server *srv, int64_t user_id, int64_t nudge_id
  * spent there say so. *visits counts the finished visits it stored. */
 am_rc am_places_run(struct am_server *srv, int64_t user_id, int64_t now, size_t *visits);
 
+/* Routines from place visits (the same place, weekday and hour in most of the last four
+ * weeks) and their lapses, stored as derived.habit events (kind routine / lapse). A lapse
+ * found now is also appended to lapses ({"text", "dedup", "ts", "evidence"}) when given. */
+am_rc am_habits_run(struct am_server *srv, int64_t user_id, int64_t now, json_t *lapses);
+
 /* Runs the analyzers and then the triggers for one user at `now`; a decision per offered nudge is appended to
  * decisions (an array). */
 am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t *decisions);

@@ -121,6 +121,26 @@ am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t 
     am_rc rc = am_places_run(srv, user_id, now, &visits);
     if (rc != AM_OK)
         am_warn("agent: places for user %lld: %s", (long long)user_id, am_strerror(rc));
+    json_t *lapses = json_array();
+    if (am_habits_run(srv, user_id, now, lapses) != AM_OK)
+        am_warn("agent: habits for user %lld failed", (long long)user_id);
+    /* A lapse is worth a word the evening it happens, once. */
+    size_t i;
+    json_t *x;
+    json_array_foreach(lapses, i, x) {
+        int64_t ev = json_integer_value(json_array_get(json_object_get(x, "evidence"), 0));
+        struct am_nudge n = {.kind = "habit", .dedup = json_string_value(json_object_get(x, "dedup")),
+                             .title = json_string_value(json_object_get(x, "text")),
+                             .body = "A routine you keep most weeks did not happen today.",
+                             .reason = "lapse of a weekly routine found in your place visits",
+                             .evidence = &ev, .n_evidence = 1, .priority = 0};
+        json_t *d = NULL;
+        if (am_nudge_offer(srv, user_id, &n, now, &d) == AM_OK && d) {
+            json_object_set_new(d, "trigger", json_string("habit"));
+            json_array_append_new(decisions, d);
+        }
+    }
+    json_decref(lapses);
     return calendar_trigger(srv, user_id, now, decisions);
 }
 

@@ -10,8 +10,8 @@ from amtest import case, check, eq, assert_status
 
 env = T.Env()
 S = {}
-START = "2026-11-02T00:00:00Z"  # a Monday
-END = 1794787200 + 14 * 86400   # 2026-11-16T00:00:00Z
+START = "2026-10-26T00:00:00Z"  # a Monday
+END = "2026-11-16T00:00:00Z"  # three weeks later
 
 
 def setup():
@@ -26,7 +26,7 @@ def setup():
 
 def simulate():
     d = S["d"]
-    return d.am("--url", d.url(), "--token", S["tok"], "simulate", "--days", "14", "--seed",
+    return d.am("--url", d.url(), "--token", S["tok"], "simulate", "--days", "21", "--seed",
                 "3", "--from", START)
 
 
@@ -36,7 +36,7 @@ def simulate_writes_a_life_once():
     m = re.search(r"(\d+) stored, (\d+) duplicate, (\d+) rejected", p.stdout)
     check(m, f"summary: {p.stdout} {p.stderr}")
     stored, dup, rej = map(int, m.groups())
-    check(stored > 3000, f"a fortnight of events: {stored}")
+    check(stored > 4000, f"three weeks of events: {stored}")
     eq(rej, 0, "nothing rejected")
     S["stored"] = stored
     p = simulate()
@@ -63,7 +63,16 @@ def the_agent_finds_the_places():
           f"home and work named: {last}")
     gym = [v for v in visits if abs(v["payload"]["lat"] - 52.51) < 2e-3 and
            abs(v["payload"]["lon"] - 13.38) < 2e-3]
-    eq(len(gym), 5, "gym on Mon/Wed/Fri for two weeks, minus the skipped last Wednesday")
+    eq(len(gym), 8, f"gym on Mon/Wed/Fri for three weeks, minus the skipped last Wednesday: {[g['ts'] for g in gym]} of {len(visits)} visits")
+    habits = c.list_all("/v1/events", {"stream": "derived.habit"})[0]
+    routines = {(h["payload"]["weekday"], h["payload"]["hour"]) for h in habits
+                if h["payload"]["kind"] == "routine" and h["payload"]["place_id"] ==
+                gym[0]["payload"]["place_id"]}
+    eq(sorted(routines), [("Friday", 18), ("Monday", 18), ("Wednesday", 18)],
+       "the gym routine: Mon/Wed/Fri at 18:00")
+    r = [h for h in habits if h["payload"]["kind"] == "routine"][0]
+    check(len(r["payload"]["evidence"]) >= 2, f"a routine cites its visits: {r['payload']}")
+    S["gym"] = gym[0]["payload"]["place_id"]
 
 
 @case
@@ -92,6 +101,24 @@ def a_nudge_before_the_meeting_cites_priyas_email():
     streams = {h["stream"] for h in hits}
     check({"comms.email", "comms.message", "audio.transcript", "calendar.event"} <= streams,
           f"Priya across streams: {streams}")
+
+
+@case
+def the_skipped_wednesday_is_a_lapse_and_a_nudge():
+    c = S["c"]
+    r = c.post("/v1/agent/tick", params={"at": "2026-11-11T21:00:00Z"})
+    d = [x for x in r.json["decisions"] if x.get("trigger") == "habit"]
+    eq(len(d), 1, f"one lapse: {r.json['decisions']}")
+    check(d[0]["sent"], f"nudged: {d[0]}")
+    lapses = [h for h in c.list_all("/v1/events", {"stream": "derived.habit"})[0]
+              if h["payload"]["kind"] == "lapse"]
+    eq(len(lapses), 1, "one lapse recorded")
+    eq(lapses[0]["payload"]["weekday"], "Wednesday", "on the Wednesday")
+    eq(lapses[0]["payload"]["place_id"], S["gym"], "at the gym")
+    # a Wednesday that was kept is no lapse
+    r = c.post("/v1/agent/tick", params={"at": "2026-11-04T21:00:00Z"})
+    check(not [x for x in r.json["decisions"] if x.get("trigger") == "habit"],
+          f"no lapse when the routine was kept: {r.json['decisions']}")
 
 
 if __name__ == "__main__":
