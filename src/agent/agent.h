@@ -58,6 +58,11 @@ am_rc am_places_run(struct am_server *srv, int64_t user_id, int64_t now, size_t 
  * found now is also appended to lapses ({"text", "dedup", "ts", "evidence"}) when given. */
 am_rc am_habits_run(struct am_server *srv, int64_t user_id, int64_t now, json_t *lapses);
 
+/* Correlations between daily aggregates (screen off at night, sleep hours, lowest heart
+ * rate, workout minutes) at lag 0 and 1 day; the well-supported ones are stored as
+ * derived.correlation events. *found counts them. */
+am_rc am_correlate_run(struct am_server *srv, int64_t user_id, int64_t now, size_t *found);
+
 /* Runs the analyzers and then the triggers for one user at `now`; a decision per offered nudge is appended to
  * decisions (an array). */
 am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t *decisions);

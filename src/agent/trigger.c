@@ -141,6 +141,9 @@ am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t 
         }
     }
     json_decref(lapses);
+    size_t found = 0;
+    if (am_correlate_run(srv, user_id, now, &found) != AM_OK)
+        am_warn("agent: correlations for user %lld failed", (long long)user_id);
     return calendar_trigger(srv, user_id, now, decisions);
 }
 

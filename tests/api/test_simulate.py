@@ -73,6 +73,16 @@ def the_agent_finds_the_places():
     r = [h for h in habits if h["payload"]["kind"] == "routine"][0]
     check(len(r["payload"]["evidence"]) >= 2, f"a routine cites its visits: {r['payload']}")
     S["gym"] = gym[0]["payload"]["place_id"]
+    corr = c.list_all("/v1/events", {"stream": "derived.correlation"})[0]
+    late = [x for x in corr if x["payload"]["a"] == "screen_off_hour" and
+            x["payload"]["b"] == "sleep_hours" and x["payload"]["lag_days"] == 0]
+    eq(len(late), 1, f"late screens vs sleep found: {[x['payload']['text'] for x in corr]}")
+    p = late[0]["payload"]
+    check(p["r"] < -0.9 and p["p"] < 0.01 and p["n"] >= 18, f"strong and significant: {p}")
+    check(abs(p["slope"] + 1) < 0.05, f"an hour later off, an hour less sleep: {p['slope']}")
+    check(len(p["evidence"]) >= 10, "cites screen and sleep events")
+    check(not [x for x in corr if x["payload"]["a"] == "workout_minutes"],
+          f"nothing made up about workouts: {[x['payload']['text'] for x in corr]}")
 
 
 @case
