@@ -63,6 +63,38 @@ am_rc am_habits_run(struct am_server *srv, int64_t user_id, int64_t now, json_t 
  * derived.correlation events. *found counts them. */
 am_rc am_correlate_run(struct am_server *srv, int64_t user_id, int64_t now, size_t *found);
 
+/* Who appears where: {"people": [{"key", "name", "mentions", "streams", "where":
+ * {"email": n, ...}, "evidence"}]}, most mentioned first. Caller owns *out. */
+am_rc am_people(struct am_server *srv, int64_t user_id, int64_t now, json_t **out);
+
+/* ---------------------------------------------------------------- signatures (DSPy-style) */
+
+struct am_sig_field {
+    const char *name;
+    const char *type; /* string, number, integer, boolean, array (of strings) */
+    const char *desc;
+};
+
+struct am_signature {
+    const char *name;          /* InferMemory, DecideNudge, SummarizeDay */
+    const char *instructions;  /* what the model is asked to do */
+    const struct am_sig_field *in, *out;
+    size_t n_in, n_out;
+    int version;               /* bumped when the prompt changes; logged with each call */
+};
+
+/* Predict: renders the signature and inputs to a prompt and a JSON schema, asks the chat
+ * model, returns the validated output object (caller owns). Logged as derived.model_call.
+ * AM_ENOTFOUND when no chat model is configured: callers fall back to templates. */
+am_rc am_predict(struct am_server *srv, int64_t user_id, const struct am_signature *sig,
+                 const json_t *inputs, json_t **outputs, char *err, size_t err_len);
+
+/* Memories from what the analyzers found (routines, correlations, people who appear in
+ * several streams), with their evidence. A restated memory is a duplicate by its key, so
+ * one rejected is never inferred again. With a chat model the statement is phrased by
+ * the InferMemory signature; without one by a template. *n counts new memories. */
+am_rc am_memories_infer(struct am_server *srv, int64_t user_id, int64_t now, size_t *n);
+
 /* Runs the analyzers and then the triggers for one user at `now`; a decision per offered nudge is appended to
  * decisions (an array). */
 am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t *decisions);

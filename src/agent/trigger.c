@@ -144,6 +144,8 @@ am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t 
     size_t found = 0;
     if (am_correlate_run(srv, user_id, now, &found) != AM_OK)
         am_warn("agent: correlations for user %lld failed", (long long)user_id);
+    if (am_memories_infer(srv, user_id, now, &found) != AM_OK)
+        am_warn("agent: memories for user %lld failed", (long long)user_id);
     return calendar_trigger(srv, user_id, now, decisions);
 }
 

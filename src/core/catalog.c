@@ -239,6 +239,14 @@ static const struct am_field f_analysis[] = {
     ARR("amounts", 0, "money amounts found"),
     INTF("source_event", 1, 0, 9.2e18, NULL, "event the text came from"),
 };
+static const struct am_field f_model_call[] = {
+    STRF("signature", 1, "the signature called (InferMemory, DecideNudge, ...)"),
+    STRF("model", 0, "model name"),
+    STRF("outcome", 1, "ok, invalid, failed"),
+    NUM("latency_ms", 0, 0, 1e9, "ms", "time the call took"),
+    INTF("prompt_version", 0, 0, 1e9, NULL, "version of the rendered prompt"),
+    STRF("error", 0, "why it failed"),
+};
 static const struct am_field f_derived[] = {
     TEXT("text", 0, "description"),
     ARR("evidence", 0, "event ids"),
@@ -312,6 +320,7 @@ static const struct am_stream_def catalog[] = {
     S("derived.memory", FOREVER, 0, 0, f_memory, "inferred memories"),
     S("derived.nudge", FOREVER, 0, 0, f_nudge, "nudges sent"),
     S("derived.feedback", FOREVER, 0, 0, f_feedback, "feedback on nudges and memories"),
+    S("derived.model_call", FOREVER, 0, 0, f_model_call, "calls to language models (a log)"),
 };
 #define N_CATALOG (sizeof catalog / sizeof catalog[0])
 

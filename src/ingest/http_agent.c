@@ -162,3 +162,13 @@ void http_agent_tick(struct am_http *h, struct mg_connection *c, const struct am
     }
     http_json(c, 200, json_pack("{s:o}", "decisions", d));
 }
+
+void http_people(struct am_http *h, struct mg_connection *c, const struct am_auth *a) {
+    json_t *out = NULL;
+    am_rc rc = am_people(h->srv, a->user_id, am_now_ns(), &out);
+    if (rc != AM_OK) {
+        http_problem(c, 503, "unavailable", "people: %s", am_strerror(rc));
+        return;
+    }
+    http_json(c, 200, out);
+}

@@ -88,6 +88,7 @@ void http_jobs(struct am_http *h, struct mg_connection *c, const struct am_auth 
 void http_jobs_retry(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_context(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_memories(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_people(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_nudges(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_nudge_feedback(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
                          const char *rest);

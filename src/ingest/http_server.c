@@ -379,6 +379,13 @@ static int request_handler(struct mg_connection *c, void *cbdata) {
         }
         return 1;
     }
+    if (!strcmp(uri, "/v1/people")) {
+        if (!method_is(m, "GET"))
+            http_problem(c, 405, "method-not-allowed", "takes GET");
+        else if (http_auth(h, c, AM_SCOPE_READ, 0, &a))
+            http_people(h, c, &a);
+        return 1;
+    }
     if (!strcmp(uri, "/v1/nudges")) {
         if (!method_is(m, "GET"))
             http_problem(c, 405, "method-not-allowed", "takes GET");

@@ -536,6 +536,23 @@ am_rc am_process_embed_query_with(struct am_process *p, const char *model, const
     return rc;
 }
 
+am_rc am_process_chat_json(struct am_process *p, const char *system, const char *user,
+                           const json_t *schema, const char *schema_name, json_t **out,
+                           char *err, size_t err_len) {
+    *out = NULL;
+    if (!p || !p->chat.url || !p->chat.url[0]) {
+        snprintf(err, err_len, "no chat model is configured (chat_url)");
+        return AM_ENOTFOUND;
+    }
+    struct am_oai *oai = NULL;
+    am_rc rc = am_oai_new(&oai);
+    if (rc == AM_OK)
+        rc = am_oai_chat_json(oai, &p->chat, system, user, schema, schema_name, out, err,
+                              err_len);
+    am_oai_free(oai);
+    return rc;
+}
+
 /* Claimed embed jobs run as one batch: one request to the server, one transaction. */
 static void run_embed_batch(struct worker *w, struct am_job *jobs, size_t n, am_rc *rcs,
                             char (*errs)[256]) {

@@ -36,4 +36,10 @@ am_rc am_process_embed_query(struct am_process *p, const char *text, float **out
 am_rc am_process_embed_query_with(struct am_process *p, const char *model, const char *text,
                                   float **out, int *dim, char *err, size_t err_len);
 
+/* Asks the configured chat model (chat_url/chat_model) for a JSON object that follows
+ * schema; validated and retried by the client. AM_ENOTFOUND when no chat model is set. */
+am_rc am_process_chat_json(struct am_process *p, const char *system, const char *user,
+                           const json_t *schema, const char *schema_name, json_t **out,
+                           char *err, size_t err_len);
+
 #endif

@@ -131,5 +131,75 @@ def the_skipped_wednesday_is_a_lapse_and_a_nudge():
           f"no lapse when the routine was kept: {r.json['decisions']}")
 
 
+@case
+def memories_are_inferred_with_evidence_and_rejection_sticks():
+    c = S["c"]
+    ms = c.get("/v1/memories", params={"limit": 1000}).json["memories"]
+    by_kind = {}
+    for m in ms:
+        by_kind.setdefault(m["kind"], []).append(m)
+    gym = [m for m in by_kind.get("routine", []) if S["gym"] in m.get("finding", "") or
+           "place-" in m["statement"] and "18:00" in m["statement"]]
+    check(len(gym) >= 3, f"gym routines as memories: {[m['statement'] for m in ms]}")
+    priya = [m for m in by_kind.get("relationship", []) if "Priya" in m["statement"]]
+    eq(len(priya), 1, f"Priya as a relationship: {[m['statement'] for m in ms]}")
+    check(len(priya[0]["evidence"]) >= 3, "with evidence")
+    check(any("sleep" in m["statement"] for m in by_kind.get("fact", [])),
+          f"the screen/sleep link as a fact: {[m['statement'] for m in by_kind.get('fact', [])]}")
+    people = c.get("/v1/people").json["people"]
+    eq(people[0]["name"], "Priya Raman", f"the most present person: {people[:2]}")
+    check(set(people[0]["where"]) >= {"email", "messages", "calendar", "speech"},
+          f"in four streams: {people[0]['where']}")
+    r = c.request("PATCH", f"/v1/memories/{priya[0]['id']}", body={"status": "rejected"})
+    assert_status(r, 200)
+    c.post("/v1/agent/tick", params={"at": END})
+    ms = c.get("/v1/memories", params={"limit": 1000}).json["memories"]
+    priya = [m for m in ms if m["kind"] == "relationship" and "Priya" in m["statement"]]
+    eq(len(priya), 1, "not inferred again")
+    eq(priya[0]["status"], "rejected", "and still rejected")
+
+
+@case
+def with_a_chat_model_memories_come_from_the_infer_memory_signature():
+    import os
+    import subprocess
+    import sys
+    port_file = os.path.join(env.root, "oai.port")
+    srv = subprocess.Popen([sys.executable, os.path.join(T.SOURCE_DIR, "tests", "tools",
+                                                         "openai_server.py"),
+                            "--port", "0", "--port-file", port_file],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = T.time.time() + 20
+        while not (os.path.exists(port_file) and open(port_file).read().strip()):
+            check(T.time.time() < deadline, "the model server started")
+            T.time.sleep(0.05)
+        url = "http://127.0.0.1:" + open(port_file).read().strip()
+        d = env.daemon("simllm", settings={"AM_AGENT_TICK_S": 0, "AM_NUDGE_QUIET_HOURS": "",
+                                           "AM_PIPELINE": "", "AM_CHAT_URL": url,
+                                           "AM_CHAT_MODEL": "test-chat"})
+        d.user_add("lu")
+        tok = d.token("lu")
+        c = d.client(tok)
+        d.start()
+        d.am("--url", d.url(), "--token", tok, "simulate", "--days", "21", "--seed", "3",
+             "--from", START)
+        assert_status(c.post("/v1/agent/tick", params={"at": END}), 200)
+        ms = c.get("/v1/memories", params={"limit": 1000}).json["memories"]
+        check(ms and all(m.get("model") == "test-chat" for m in ms),
+              f"every memory phrased by the model: {ms[:2]}")
+        check(all(m["statement"] and m["statement"] != m["finding"] for m in ms),
+              "statements come from the model, findings are kept beside them")
+        calls = c.list_all("/v1/events", {"stream": "derived.model_call"})[0]
+        check(len(calls) >= len(ms), f"every call logged: {len(calls)} for {len(ms)} memories")
+        eq({x["payload"]["signature"] for x in calls}, {"InferMemory"}, "by signature")
+        check(all(x["payload"]["outcome"] == "ok" and x["payload"]["latency_ms"] >= 0
+                  for x in calls), "with outcome and latency")
+        d.stop()
+    finally:
+        srv.kill()
+        srv.wait()
+
+
 if __name__ == "__main__":
     T.main(setup, env=env, watchdog_s=600)
