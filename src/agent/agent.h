@@ -89,6 +89,11 @@ struct am_signature {
 am_rc am_predict(struct am_server *srv, int64_t user_id, const struct am_signature *sig,
                  const json_t *inputs, json_t **outputs, char *err, size_t err_len);
 
+/* Anomalies: the last hour's heart rate against the same hour of the previous four weeks
+ * (median and MAD, robust z beyond 3.5), stored as derived.anomaly events; each new one is
+ * appended to found ({"id", "text", "evidence"}) when given. */
+am_rc am_anomalies_run(struct am_server *srv, int64_t user_id, int64_t now, json_t *found);
+
 /* Memories from what the analyzers found (routines, correlations, people who appear in
  * several streams), with their evidence. A restated memory is a duplicate by its key, so
  * one rejected is never inferred again. With a chat model the statement is phrased by

@@ -141,6 +141,34 @@ am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t 
         }
     }
     json_decref(lapses);
+    json_t *anomalies = json_array();
+    if (am_anomalies_run(srv, user_id, now, anomalies) != AM_OK)
+        am_warn("agent: anomalies for user %lld failed", (long long)user_id);
+    json_array_foreach(anomalies, i, x) {
+        int64_t ev[9];
+        size_t nev = 0, k;
+        json_t *y;
+        ev[nev++] = json_integer_value(json_object_get(x, "id"));
+        json_array_foreach(json_object_get(x, "evidence"), k, y) {
+            if (nev < 9)
+                ev[nev++] = json_integer_value(y);
+        }
+        char dedup[48];
+        snprintf(dedup, sizeof dedup, "anomaly:%lld", (long long)ev[0]);
+        struct am_nudge n = {.kind = "anomaly", .dedup = dedup,
+                             .title = json_string_value(json_object_get(x, "text")),
+                             .body = "Unusual against your own baseline for this time of the"
+                                     " week. If you are not exercising, take a moment.",
+                             .reason = "robust z-score beyond 3.5 against the same hour in the"
+                                       " previous four weeks",
+                             .evidence = ev, .n_evidence = nev, .priority = 1};
+        json_t *d = NULL;
+        if (am_nudge_offer(srv, user_id, &n, now, &d) == AM_OK && d) {
+            json_object_set_new(d, "trigger", json_string("anomaly"));
+            json_array_append_new(decisions, d);
+        }
+    }
+    json_decref(anomalies);
     size_t found = 0;
     if (am_correlate_run(srv, user_id, now, &found) != AM_OK)
         am_warn("agent: correlations for user %lld failed", (long long)user_id);

@@ -132,6 +132,28 @@ def the_skipped_wednesday_is_a_lapse_and_a_nudge():
 
 
 @case
+def an_unusual_heart_rate_is_an_anomaly_and_a_nudge():
+    c = S["c"]
+    r = c.post("/v1/agent/tick", params={"at": "2026-11-09T11:00:30Z"})
+    check(not [x for x in r.json["decisions"] if x.get("trigger") == "anomaly"],
+          "an ordinary Monday morning is no anomaly")
+    base = 1794823200  # 2026-11-16T10:00:00Z, a Monday, after the simulated weeks
+    evs = [{"stream": "health.heart_rate", "ts": base + k * 300, "source": "watch",
+            "payload": {"bpm": 140}} for k in range(12)]
+    r = c.post_events(evs)
+    assert_status(r, 200)
+    r = c.post("/v1/agent/tick", params={"at": "2026-11-16T11:00:30Z"})
+    d = [x for x in r.json["decisions"] if x.get("trigger") == "anomaly"]
+    eq(len(d), 1, f"one anomaly nudge: {r.json['decisions']}")
+    check(d[0]["sent"], f"sent: {d[0]}")
+    an = c.list_all("/v1/events", {"stream": "derived.anomaly"})[0]
+    eq(len(an), 1, "one anomaly stored")
+    p = an[0]["payload"]
+    check(p["value"] == 140 and 65 < p["median"] < 85 and p["z"] > 3.5, f"against the baseline: {p}")
+    check(len(p["evidence"]) == 8, "cites the readings")
+
+
+@case
 def memories_are_inferred_with_evidence_and_rejection_sticks():
     c = S["c"]
     ms = c.get("/v1/memories", params={"limit": 1000}).json["memories"]
