@@ -185,10 +185,21 @@ int main(int argc, char **argv) {
         goto out_process;
     }
     write_url(&srv);
+    /* After HTTP: an amd that cannot bind its port exits before it has taken (and
+     * acknowledged) anything from the broker's queue; the connect itself is asynchronous,
+     * so a broker that is down delays nothing. */
+    if (srv.cfg.mqtt_url[0] && am_mqtt_start(&srv, &srv.mqtt, err, sizeof err) != AM_OK) {
+        fprintf(stderr, "amd: %s\n", err);
+        am_http_stop(&srv);
+        goto out_process;
+    }
     int sig = 0;
     sigwait(&sigs, &sig);
     am_info("amd: signal %d, stopping", sig);
     rc = 0;
+    /* First: a message in hand is stored and acknowledged before the store closes. */
+    am_mqtt_stop(srv.mqtt);
+    srv.mqtt = NULL;
     am_http_stop(&srv);
 out_process:
     am_agent_stop(srv.agent);

@@ -23,6 +23,7 @@ struct am_metrics {
     atomic_llong ack_ns_sum;
     atomic_llong blobs, blob_bytes;
     atomic_llong ws_open, ws_messages;
+    atomic_llong mqtt[AM_MQTT_N_OUTCOMES];
 };
 
 am_rc am_metrics_new(struct am_metrics **out) {
@@ -66,6 +67,11 @@ void am_metrics_blob(struct am_metrics *m, int64_t bytes) {
 void am_metrics_ws(struct am_metrics *m, int delta_connections, int64_t messages) {
     atomic_fetch_add(&m->ws_open, delta_connections);
     atomic_fetch_add(&m->ws_messages, messages);
+}
+
+void am_metrics_mqtt(struct am_metrics *m, enum am_mqtt_outcome outcome) {
+    if ((unsigned)outcome < AM_MQTT_N_OUTCOMES)
+        atomic_fetch_add(&m->mqtt[outcome], 1);
 }
 
 static long long rss_bytes(void) {
@@ -124,6 +130,12 @@ am_rc am_metrics_render(struct am_server *srv, struct am_buf *out) {
     rc |= HELP("am_websocket_messages_total", "counter", "WebSocket messages received.");
     rc |= am_buf_printf(out, "am_websocket_messages_total %lld\n",
                         (long long)atomic_load(&m->ws_messages));
+    static const char *mq[AM_MQTT_N_OUTCOMES] = {"received", "stored", "ignored", "rejected",
+                                                  "unacked"};
+    rc |= HELP("am_mqtt_messages_total", "counter", "MQTT messages, by outcome.");
+    for (int i = 0; i < AM_MQTT_N_OUTCOMES; i++)
+        rc |= am_buf_printf(out, "am_mqtt_messages_total{outcome=\"%s\"} %lld\n", mq[i],
+                            (long long)atomic_load(&m->mqtt[i]));
 
     struct am_store_stats ss;
     memset(&ss, 0, sizeof ss);
