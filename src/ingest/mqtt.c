@@ -144,14 +144,25 @@ static am_rc am_events(const struct am_mqtt_topic *t, const struct am_client_ctx
         rc = parse_lines(buf, len, depth, max_items, &v, err, err_len);
     if (rc)
         return rc;
+    json_t *stream = json_string(t->name);
+    if (!stream) {
+        /* A broker checks that topics are UTF-8; this one did not. */
+        json_decref(v);
+        snprintf(err, err_len, "the topic's stream is not UTF-8");
+        return AM_EINVAL;
+    }
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && rc == AM_OK; i++) {
         json_t *item = json_is_array(v) ? json_array_get(v, i) : v;
         if (json_is_object(item) && !json_object_get(item, "stream") &&
-            json_object_set_new(item, "stream", json_string(t->name))) {
-            json_decref(v);
-            return AM_ENOMEM;
-        }
+            json_object_set(item, "stream", stream))
+            rc = AM_ENOMEM;
+    }
+    json_decref(stream);
+    if (rc) {
+        json_decref(v);
+        snprintf(err, err_len, "out of memory");
+        return rc;
     }
     rc = am_batch_from_json(&b, v, cx->user_id, &cx->lim, max_items, NULL, err, err_len);
     json_decref(v);

@@ -153,8 +153,10 @@ def setup():
 
 
 def teardown():
-    S["d"].stop()
-    S["broker"].stop()
+    try:
+        eq(S["d"].stop(), 0, "amd exit status on SIGTERM (a sanitizer report makes it fail)")
+    finally:
+        S["broker"].stop()
 
 
 OT_LOCATION = {"_type": "location", "tid": "ph", "lat": 52.5200, "lon": 13.4050, "tst": T0,
