@@ -33,7 +33,8 @@ if ! "$BUILD/am" --data-dir "$DATA" user add bench >"$DIR/am.log" 2>&1 ||
   exit 1
 fi
 
-AM_RATE_LIMIT_PER_S=0 AM_LOG_LEVEL=warn "$BUILD/amd" --data-dir "$DATA" --listen "127.0.0.1:$PORT" \
+AM_RATE_LIMIT_PER_S=0 AM_LOG_LEVEL=warn AM_NUDGE_BUDGET_PER_DAY=1000 AM_NUDGE_COOLDOWN_MIN=0 \
+  AM_NUDGE_QUIET_HOURS= "$BUILD/amd" --data-dir "$DATA" --listen "127.0.0.1:$PORT" \
   2>"$DIR/amd.log" &
 PID=$!
 URL="http://127.0.0.1:$PORT"

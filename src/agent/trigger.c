@@ -47,13 +47,24 @@ static am_rc calendar_trigger(struct am_server *srv, int64_t user_id, int64_t no
                               json_t *decisions) {
     int64_t lead = srv->cfg.nudge_calendar_lead_min * 60 * AM_NS_PER_S;
     struct am_query q = {.stream = "calendar.event", .from_ns = now, .to_ns = now + lead,
-                         .limit = 20};
-    struct am_event_list l = {0};
+                         .limit = 1000};
+    /* Nudges already sent (their keys), so a meeting already mentioned costs no search. */
+    struct am_query qn = {.stream = "derived.nudge", .from_ns = now - 2 * 86400 * AM_NS_PER_S,
+                          .to_ns = now + 1, .limit = 5000, .descending = 1};
+    struct am_event_list l = {0}, sent = {0};
     am_rc rc = srv->store.ops->query(srv->store.impl, user_id, &q, &l);
+    if (rc == AM_OK)
+        rc = srv->store.ops->query(srv->store.impl, user_id, &qn, &sent);
     for (size_t i = 0; rc == AM_OK && i < l.n; i++) {
         const struct am_event *e = &l.items[i];
         json_t *p = NULL, *found = NULL;
-        char err[256] = "";
+        char err[256] = "", done_key[AM_KEY_MAX + 1];
+        snprintf(done_key, sizeof done_key, "nudge:calendar:%lld", (long long)e->id);
+        size_t k = 0;
+        while (k < sent.n && strcmp(sent.items[k].key, done_key) != 0)
+            k++;
+        if (k < sent.n)
+            continue;
         if (am_json_parse(e->payload, strlen(e->payload), 64, &p, NULL, 0) != AM_OK)
             continue;
         const char *title = json_string_value(json_object_get(p, "title"));
@@ -113,6 +124,7 @@ static am_rc calendar_trigger(struct am_server *srv, int64_t user_id, int64_t no
         json_decref(p);
     }
     am_event_list_free(&l);
+    am_event_list_free(&sent);
     return rc;
 }
 
@@ -177,45 +189,129 @@ am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t 
     return calendar_trigger(srv, user_id, now, decisions);
 }
 
+/* The agent's thread: a full tick (analyzers and triggers) for every user every
+ * agent_tick_s, and in between, at once, the calendar trigger for a user whose calendar
+ * just changed (the bus tells it), so a meeting added minutes before it starts is not
+ * missed and a rule fires within milliseconds of the event's commit. */
+#define MAX_PENDING 256
+#define MAX_SUBS 1024
+
 struct am_agent {
     struct am_server *srv;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     int stopping;
+    int64_t pending[MAX_PENDING]; /* users with a new calendar event */
+    size_t n_pending;
+    int overflow; /* more than MAX_PENDING: run everyone */
+    uint64_t subs[MAX_SUBS];
+    int64_t sub_users[MAX_SUBS];
+    size_t n_subs;
 };
+
+/* On the bus's dispatcher thread: note the user and wake the agent; never blocks long. */
+static void on_calendar(const struct am_notice *n, void *arg) {
+    struct am_agent *a = arg;
+    pthread_mutex_lock(&a->lock);
+    size_t k = 0;
+    while (k < a->n_pending && a->pending[k] != n->user_id)
+        k++;
+    if (k == a->n_pending) {
+        if (a->n_pending < MAX_PENDING)
+            a->pending[a->n_pending++] = n->user_id;
+        else
+            a->overflow = 1;
+    }
+    pthread_cond_signal(&a->wake);
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* Subscribes to each user's calendar notices once (new users appear between ticks). */
+static void subscribe_users(struct am_agent *a, const int64_t *users, size_t n) {
+    struct am_bus *bus = &a->srv->bus;
+    for (size_t i = 0; i < n && a->n_subs < MAX_SUBS; i++) {
+        size_t k = 0;
+        while (k < a->n_subs && a->sub_users[k] != users[i])
+            k++;
+        if (k < a->n_subs)
+            continue;
+        char prefix[AM_SUBJECT_MAX];
+        am_bus_subject(prefix, sizeof prefix, users[i], "calendar.event", "stored");
+        if (bus->ops->subscribe(bus->impl, prefix, on_calendar, a, &a->subs[a->n_subs]) ==
+            AM_OK)
+            a->sub_users[a->n_subs++] = users[i];
+    }
+}
+
+static void log_decisions(json_t *d, int64_t user) {
+    size_t k;
+    json_t *x;
+    json_array_foreach(d, k, x) {
+        if (json_is_true(json_object_get(x, "sent")))
+            am_info("agent: nudge %lld for user %lld",
+                    (long long)json_integer_value(json_object_get(x, "id")), (long long)user);
+    }
+}
 
 static void *agent_main(void *arg) {
     struct am_agent *a = arg;
     struct am_server *srv = a->srv;
+    int64_t next_tick = am_mono_ns() + srv->cfg.agent_tick_s * AM_NS_PER_S;
+    int64_t *first = NULL;
+    size_t n_first = 0;
+    if (srv->store.ops->users(srv->store.impl, &first, &n_first) == AM_OK)
+        subscribe_users(a, first, n_first); /* users added later: at the next tick */
+    am_free(first);
     for (;;) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += srv->cfg.agent_tick_s;
+        int64_t users_now[MAX_PENDING];
+        size_t n_now = 0;
+        int all = 0;
         pthread_mutex_lock(&a->lock);
-        while (!a->stopping && pthread_cond_timedwait(&a->wake, &a->lock, &ts) == 0)
-            ;
+        for (;;) {
+            if (a->stopping || a->n_pending || a->overflow || am_mono_ns() >= next_tick)
+                break;
+            int64_t wait = next_tick - am_mono_ns();
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t until = (int64_t)ts.tv_sec * AM_NS_PER_S + ts.tv_nsec + wait;
+            ts.tv_sec = (time_t)(until / AM_NS_PER_S);
+            ts.tv_nsec = (long)(until % AM_NS_PER_S);
+            pthread_cond_timedwait(&a->wake, &a->lock, &ts);
+        }
         int stop = a->stopping;
+        memcpy(users_now, a->pending, a->n_pending * sizeof users_now[0]);
+        n_now = a->n_pending;
+        all = a->overflow;
+        a->n_pending = 0;
+        a->overflow = 0;
         pthread_mutex_unlock(&a->lock);
         if (stop)
             break;
+        int64_t now = am_now_ns();
+        if (!all && am_mono_ns() < next_tick) {
+            /* A calendar changed: only the calendar trigger, for those users, now. */
+            for (size_t i = 0; i < n_now; i++) {
+                json_t *d = json_array();
+                if (d && calendar_trigger(srv, users_now[i], now, d) != AM_OK)
+                    am_warn("agent: calendar trigger for user %lld failed",
+                            (long long)users_now[i]);
+                log_decisions(d, users_now[i]);
+                json_decref(d);
+            }
+            continue;
+        }
+        next_tick = am_mono_ns() + srv->cfg.agent_tick_s * AM_NS_PER_S;
         int64_t *users = NULL;
         size_t n = 0;
         if (srv->store.ops->users(srv->store.impl, &users, &n) != AM_OK)
             continue;
-        int64_t now = am_now_ns();
+        subscribe_users(a, users, n);
         for (size_t i = 0; i < n; i++) {
             json_t *d = json_array();
             if (d && am_agent_tick(srv, users[i], now, d) != AM_OK)
                 am_warn("agent: triggers for user %lld failed", (long long)users[i]);
-            size_t k;
-            json_t *x;
-            json_array_foreach(d, k, x) {
-                if (json_is_true(json_object_get(x, "sent")))
-                    am_info("agent: nudge %lld for user %lld",
-                            (long long)json_integer_value(json_object_get(x, "id")),
-                            (long long)users[i]);
-            }
+            log_decisions(d, users[i]);
             json_decref(d);
         }
         am_free(users);
@@ -251,6 +347,9 @@ void am_agent_stop(struct am_agent *a) {
     pthread_cond_broadcast(&a->wake);
     pthread_mutex_unlock(&a->lock);
     pthread_join(a->thread, NULL);
+    /* After this no callback runs: the bus guarantees it per subscription. */
+    for (size_t i = 0; i < a->n_subs; i++)
+        a->srv->bus.ops->unsubscribe(a->srv->bus.impl, a->subs[i]);
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->wake);
     am_free(a);

@@ -346,6 +346,31 @@ def the_agent_thread_nudges_on_its_own():
 
 
 @case
+def a_new_meeting_is_nudged_within_moments_of_its_commit():
+    d = env.daemon("reactive", settings={"AM_AGENT_TICK_S": 3600, "AM_NUDGE_QUIET_HOURS": ""})
+    d.user_add("rho")
+    c = d.client(d.token("rho"))
+    d.start()
+    try:
+        now = int(T.time.time())
+        post(c, [{"stream": "comms.email", "ts": now - 86400, "source": "imap",
+                  "payload": {"subject": "Wombat budget numbers", "body": "see attached"}}])
+        cal = post(c, [{"stream": "calendar.event", "ts": now + 240, "source": "caldav",
+                        "payload": {"uid": "w", "title": "Wombat budget"}}])[0]
+        deadline = T.time.time() + 5
+        ns = []
+        while T.time.time() < deadline and not ns:
+            ns = c.get("/v1/nudges").json["nudges"]
+            T.time.sleep(0.02)
+        eq(len(ns), 1, "nudged without waiting for the hourly tick")
+        check(cal in ns[0]["payload"]["evidence"], "for the new meeting")
+        lat = (ns[0]["received_ns"] - c.get(f"/v1/events/{cal}").json["received_ns"]) / 1e6
+        print(f"#   event -> nudge: {lat:.1f} ms (server clock)")
+    finally:
+        d.stop()
+
+
+@case
 def nudges_are_pushed_to_webhook_ntfy_and_gotify():
     import http.server
     import threading
