@@ -82,8 +82,8 @@ static const struct setting settings[] = {
     STR(mqtt_username, "", "MQTT user name"),
     SECRET(mqtt_password, "", "MQTT password"),
     STR(mqtt_client_id, "amd", "MQTT client id (a persistent session keeps QoS 1 messages)"),
-    STR(mqtt_topics, "am/+/+,owntracks/+/+", "topics subscribed: am/<user>/<stream> and"
-        " owntracks/<user>/<device>"),
+    STR(mqtt_topics, "am/+/+,owntracks/#", "topics subscribed: am/<user>/<stream> and"
+        " owntracks/<user>/<device>[/event...]"),
     INT(import_batch_events, "5000", 1, 100000, "events per commit when importing"),
     /* the agent and its nudges */
     INT(agent_tick_s, "30", 0, 86400, "how often the agent's triggers run (0: only on request)"),
