@@ -4,6 +4,8 @@
 #include "../agent/agent.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,4 +173,104 @@ void http_people(struct am_http *h, struct mg_connection *c, const struct am_aut
         return;
     }
     http_json(c, 200, out);
+}
+
+/* ---------------------------------------------------------------- Server-Sent Events
+ * GET /v1/nudges/stream: each new nudge of this user as "event: nudge" with the event as
+ * data, a comment every 15 s to keep proxies from closing the stream. The bus callback
+ * only queues (it must never wait on a socket); this handler's thread writes. Like a
+ * WebSocket, a stream holds a worker, so streams share the WebSocket cap. */
+
+#define SSE_QUEUE 64
+
+struct sse {
+    pthread_mutex_t lock;
+    pthread_cond_t more;
+    char *q[SSE_QUEUE];
+    size_t head, n;
+    long dropped;
+};
+
+static void sse_notice(const struct am_notice *n, void *arg) {
+    struct sse *s = arg;
+    char *copy = n->body ? am_strndup(n->body, n->body_len) : NULL;
+    pthread_mutex_lock(&s->lock);
+    if (copy && s->n < SSE_QUEUE) {
+        s->q[(s->head + s->n) % SSE_QUEUE] = copy;
+        s->n++;
+        copy = NULL;
+    } else {
+        s->dropped++;
+    }
+    pthread_cond_signal(&s->more);
+    pthread_mutex_unlock(&s->lock);
+    am_free(copy);
+}
+
+void http_nudge_stream(struct am_http *h, struct mg_connection *c, const struct am_auth *a) {
+    long cap = (long)h->srv->cfg.http_threads - 16;
+    if (atomic_fetch_add(&h->ws_open, 1) >= (cap > 1 ? cap : 1)) {
+        atomic_fetch_sub(&h->ws_open, 1);
+        http_problem(c, 503, "unavailable", "too many open streams; retry later");
+        return;
+    }
+    struct sse s;
+    memset(&s, 0, sizeof s);
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_cond_init(&s.more, NULL);
+    char prefix[AM_SUBJECT_MAX];
+    uint64_t sub = 0;
+    am_bus_subject(prefix, sizeof prefix, a->user_id, "derived.nudge", "stored");
+    if (h->srv->bus.ops->subscribe(h->srv->bus.impl, prefix, sse_notice, &s, &sub) != AM_OK) {
+        http_problem(c, 503, "unavailable", "cannot follow nudges now");
+        goto out;
+    }
+    mg_response_header_start(c, 200);
+    mg_response_header_add(c, "Content-Type", "text/event-stream", -1);
+    mg_response_header_add(c, "Cache-Control", "no-store", -1);
+    mg_response_header_add(c, "X-Accel-Buffering", "no", -1);
+    mg_response_header_send(c);
+    if (mg_printf(c, ": nudges for %s\n\n", a->user) <= 0)
+        goto unsub;
+    int idle = 0;
+    while (!atomic_load(&h->stopping)) {
+        char *msg = NULL;
+        long dropped = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1; /* wake each second to see whether the server is stopping */
+        pthread_mutex_lock(&s.lock);
+        if (s.n == 0 && !s.dropped)
+            pthread_cond_timedwait(&s.more, &s.lock, &ts);
+        if (s.n) {
+            msg = s.q[s.head];
+            s.head = (s.head + 1) % SSE_QUEUE;
+            s.n--;
+        }
+        dropped = s.dropped;
+        s.dropped = 0;
+        pthread_mutex_unlock(&s.lock);
+        int w = 1;
+        if (msg)
+            w = mg_printf(c, "event: nudge\ndata: %s\n\n", msg);
+        else if (dropped)
+            w = mg_printf(c, "event: lagged\ndata: {\"dropped\": %ld}\n\n", dropped);
+        else if (++idle >= 15) {
+            idle = 0;
+            w = mg_printf(c, ": keepalive\n\n");
+        }
+        am_free(msg);
+        if (w <= 0)
+            break; /* the client went away, or the server is stopping */
+    }
+unsub:
+    h->srv->bus.ops->unsubscribe(h->srv->bus.impl, sub);
+out:
+    pthread_mutex_lock(&s.lock);
+    for (size_t i = 0; i < s.n; i++)
+        am_free(s.q[(s.head + i) % SSE_QUEUE]);
+    pthread_mutex_unlock(&s.lock);
+    pthread_mutex_destroy(&s.lock);
+    pthread_cond_destroy(&s.more);
+    atomic_fetch_sub(&h->ws_open, 1);
 }

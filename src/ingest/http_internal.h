@@ -29,7 +29,8 @@ struct am_http {
     struct mg_context *ctx;
     struct am_server *srv;
     int port;
-    atomic_long ws_open; /* WebSockets past the handshake (or about to be) */
+    atomic_long ws_open; /* WebSockets past the handshake (or about to be), and streams */
+    atomic_int stopping; /* set before mg_stop: long-lived handlers (SSE) return */
     pthread_mutex_t rl_lock;
     struct rl_slot rl[RL_SLOTS];
 };
@@ -89,6 +90,7 @@ void http_jobs_retry(struct am_http *h, struct mg_connection *c, const struct am
 void http_context(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_memories(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_people(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
+void http_nudge_stream(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_nudges(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_nudge_feedback(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
                          const char *rest);

@@ -386,6 +386,14 @@ static int request_handler(struct mg_connection *c, void *cbdata) {
             http_people(h, c, &a);
         return 1;
     }
+    if (!strcmp(uri, "/v1/nudges/stream")) {
+        /* EventSource cannot set headers: the token may come as ?token=. */
+        if (!method_is(m, "GET"))
+            http_problem(c, 405, "method-not-allowed", "takes GET");
+        else if (http_auth(h, c, AM_SCOPE_READ, 1, &a))
+            http_nudge_stream(h, c, &a);
+        return 1;
+    }
     if (!strcmp(uri, "/v1/nudges")) {
         if (!method_is(m, "GET"))
             http_problem(c, 405, "method-not-allowed", "takes GET");
@@ -503,6 +511,7 @@ void am_http_stop(struct am_server *srv) {
     struct am_http *h = srv->http;
     if (!h)
         return;
+    atomic_store(&h->stopping, 1); /* mg_stop waits for handlers; streams must end first */
     mg_stop(h->ctx);
     pthread_mutex_destroy(&h->rl_lock);
     am_free(h);

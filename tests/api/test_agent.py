@@ -371,6 +371,39 @@ def a_new_meeting_is_nudged_within_moments_of_its_commit():
 
 
 @case
+def nudges_stream_as_server_sent_events():
+    import http.client
+    d = env.daemon("sse", settings={"AM_AGENT_TICK_S": 0, "AM_NUDGE_QUIET_HOURS": ""})
+    d.user_add("sia")
+    tok = d.token("sia")
+    c = d.client(tok)
+    d.start()
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    conn.request("GET", "/v1/nudges/stream?token=" + tok)
+    r = conn.getresponse()
+    eq(r.status, 200, "stream opened")
+    check(r.getheader("Content-Type", "").startswith("text/event-stream"), "an event stream")
+    check(r.fp.readline().startswith(b":"), "a first comment line")
+    r.fp.readline()
+    post(c, [{"stream": "comms.message", "ts": NOW - 60, "source": "phone",
+              "payload": {"text": "the Narwhal launch checklist"}},
+             {"stream": "calendar.event", "ts": NOW + 300, "source": "caldav",
+              "payload": {"uid": "n", "title": "Narwhal launch"}}])
+    dec = tick(c, NOW)
+    eq([x["sent"] for x in dec], [True], f"sent: {dec}")
+    lines = [r.fp.readline() for _ in range(2)]
+    eq(lines[0], b"event: nudge\n", f"an event line: {lines}")
+    ev = T.json.loads(lines[1][len(b"data: "):])
+    eq(ev["payload"]["title"], "Narwhal launch", "the nudge as data")
+    eq(ev["id"], dec[0]["id"], "the one just sent")
+    assert_problem(S["c"].get("/v1/nudges/stream", auth=False), 401)
+    t0 = T.time.time()
+    d.stop()
+    check(T.time.time() - t0 < 8, "amd stops promptly with a stream open")
+    conn.close()
+
+
+@case
 def nudges_are_pushed_to_webhook_ntfy_and_gotify():
     import http.server
     import threading
