@@ -128,6 +128,87 @@ static am_rc calendar_trigger(struct am_server *srv, int64_t user_id, int64_t no
     return rc;
 }
 
+static const struct am_sig_field decide_in[] = {
+    {"context", "string", "the person's present: place, app, calendar, messages, sleep, heart"
+                          " rate, each with its age"},
+    {"memories", "array", "what is known about the person"},
+    {"sent_today", "array", "nudges already sent today"},
+};
+static const struct am_sig_field decide_out[] = {
+    {"should_notify", "boolean", "true only if a nudge now would clearly help"},
+    {"title", "string", "a short headline"},
+    {"body", "string", "one or two sentences"},
+    {"reason", "string", "why now, citing the context"},
+};
+static const struct am_signature decide_nudge = {
+    "DecideNudge",
+    "You decide whether to interrupt a person with a short, helpful notification, given their"
+    " present context and what is known about them. Most of the time the answer is no.",
+    decide_in, decide_out, 3, 4, 1};
+
+/* The model's own judgement over the live context (only with a chat model). */
+static am_rc decide_trigger(struct am_server *srv, int64_t user_id, int64_t now,
+                            json_t *decisions) {
+    json_t *ctx = NULL, *mems = NULL, *in = NULL, *out = NULL;
+    char err[256] = "";
+    if (!srv->cfg.chat_url[0] || am_agent_context(srv, user_id, now, &ctx) != AM_OK)
+        return AM_OK;
+    json_t *mem_list = json_array(), *sent = json_array();
+    if (am_agent_memories(srv, user_id, NULL, 10, &mems) == AM_OK) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(mems, "memories"), i, m) {
+            const char *st = json_string_value(json_object_get(m, "status"));
+            if (st && strcmp(st, "rejected") != 0)
+                json_array_append(mem_list, json_object_get(m, "statement"));
+        }
+    }
+    /* Evidence: every event the context rests on. */
+    int64_t ev[16];
+    size_t nev = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(ctx, k, v) {
+        json_t *id = json_object_get(v, "id");
+        if (json_is_integer(id) && nev < 16)
+            ev[nev++] = json_integer_value(id);
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) {
+            if (json_is_integer(json_object_get(x, "id")) && nev < 16)
+                ev[nev++] = json_integer_value(json_object_get(x, "id"));
+        }
+    }
+    char *ctx_text = am_json_dump(ctx, NULL);
+    in = json_pack("{s:s, s:O, s:O}", "context", ctx_text ? ctx_text : "{}", "memories",
+                   mem_list, "sent_today", sent);
+    am_free(ctx_text);
+    if (in && am_predict(srv, user_id, &decide_nudge, in, &out, err, sizeof err) == AM_OK &&
+        json_is_true(json_object_get(out, "should_notify"))) {
+        const char *title = json_string_value(json_object_get(out, "title"));
+        char dedup[96], hex[65];
+        am_sha256_hex(title ? title : "", title ? strlen(title) : 0, hex);
+        snprintf(dedup, sizeof dedup, "llm:%.16s:%lld", hex,
+                 (long long)(now / (86400LL * AM_NS_PER_S)));
+        struct am_nudge n = {.kind = "llm", .dedup = dedup, .title = title ? title : "",
+                             .body = json_string_value(json_object_get(out, "body")),
+                             .reason = json_string_value(json_object_get(out, "reason")),
+                             .evidence = ev, .n_evidence = nev, .priority = 0};
+        json_t *d = NULL;
+        if (n.title[0] && am_nudge_offer(srv, user_id, &n, now, &d) == AM_OK && d) {
+            json_object_set_new(d, "trigger", json_string("DecideNudge"));
+            json_array_append_new(decisions, d);
+        }
+    }
+    json_decref(out);
+    json_decref(in);
+    json_decref(mem_list);
+    json_decref(sent);
+    json_decref(mems);
+    json_decref(ctx);
+    return AM_OK;
+}
+
 am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t *decisions) {
     size_t visits = 0;
     am_rc rc = am_places_run(srv, user_id, now, &visits);
@@ -186,7 +267,10 @@ am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t 
         am_warn("agent: correlations for user %lld failed", (long long)user_id);
     if (am_memories_infer(srv, user_id, now, &found) != AM_OK)
         am_warn("agent: memories for user %lld failed", (long long)user_id);
-    return calendar_trigger(srv, user_id, now, decisions);
+    rc = calendar_trigger(srv, user_id, now, decisions);
+    if (rc == AM_OK)
+        rc = decide_trigger(srv, user_id, now, decisions);
+    return rc;
 }
 
 /* The agent's thread: a full tick (analyzers and triggers) for every user every

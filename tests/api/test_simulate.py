@@ -206,7 +206,18 @@ def with_a_chat_model_memories_come_from_the_infer_memory_signature():
         d.start()
         d.am("--url", d.url(), "--token", tok, "simulate", "--days", "21", "--seed", "3",
              "--from", START)
-        assert_status(c.post("/v1/agent/tick", params={"at": END}), 200)
+        r = c.post_events([{"stream": "comms.message", "ts": "2026-11-15T22:00:00Z",
+                            "source": "phone", "payload": {"text": "NOTIFY: the boiler service"
+                                                                   " is due tomorrow"}}])
+        assert_status(r, 200)
+        r = c.post("/v1/agent/tick", params={"at": END})
+        assert_status(r, 200)
+        llm = [x for x in r.json["decisions"] if x.get("trigger") == "DecideNudge"]
+        eq(len(llm), 1, f"the model decided to nudge: {r.json['decisions']}")
+        check(llm[0]["sent"], f"and it was sent: {llm[0]}")
+        n = [e for e in c.list_all("/v1/events", {"stream": "derived.nudge"})[0]
+             if e["id"] == llm[0]["id"]][0]
+        check(n["payload"]["title"] and n["payload"]["evidence"], f"with title and evidence: {n}")
         ms = c.get("/v1/memories", params={"limit": 1000}).json["memories"]
         check(ms and all(m.get("model") == "test-chat" for m in ms),
               f"every memory phrased by the model: {ms[:2]}")
@@ -214,7 +225,8 @@ def with_a_chat_model_memories_come_from_the_infer_memory_signature():
               "statements come from the model, findings are kept beside them")
         calls = c.list_all("/v1/events", {"stream": "derived.model_call"})[0]
         check(len(calls) >= len(ms), f"every call logged: {len(calls)} for {len(ms)} memories")
-        eq({x["payload"]["signature"] for x in calls}, {"InferMemory"}, "by signature")
+        eq({x["payload"]["signature"] for x in calls}, {"InferMemory", "DecideNudge"},
+           "by signature")
         check(all(x["payload"]["outcome"] == "ok" and x["payload"]["latency_ms"] >= 0
                   for x in calls), "with outcome and latency")
         d.stop()
