@@ -104,6 +104,12 @@ am_rc am_memories_infer(struct am_server *srv, int64_t user_id, int64_t now, siz
  * decisions (an array). */
 am_rc am_agent_tick(struct am_server *srv, int64_t user_id, int64_t now, json_t *decisions);
 
+/* A day's summary (SummarizeDay with a chat model, else a template) stored as a
+ * derived.summary span keyed by the date; day_utc_ns is the day's local midnight given as
+ * a UTC date (YYYY-MM-DD at 00:00Z). AM_ENOTFOUND when the day holds nothing to say. */
+am_rc am_agent_summarize_day(struct am_server *srv, int64_t user_id, int64_t day_utc_ns,
+                             json_t **out);
+
 /* A synthetic life of `days` days from start_ns (see simulate.c for what is planted),
  * handed over as NDJSON lines, one event each. */
 am_rc am_simulate(int days, uint64_t seed, int64_t start_ns, int utc_offset_min,

@@ -274,3 +274,26 @@ out:
     pthread_cond_destroy(&s.more);
     atomic_fetch_sub(&h->ws_open, 1);
 }
+
+/* POST /v1/agent/summary?day=YYYY-MM-DD */
+void http_day_summary(struct am_http *h, struct mg_connection *c, const struct am_auth *a) {
+    char day[40] = "", full[64];
+    int64_t ts;
+    if (http_param(c, "day", day, sizeof day) != 1 || strlen(day) != 10) {
+        http_problem(c, 400, "malformed", "day: YYYY-MM-DD");
+        return;
+    }
+    snprintf(full, sizeof full, "%sT00:00:00Z", day);
+    if (am_time_from_string(full, &ts) != AM_OK) {
+        http_problem(c, 400, "malformed", "day: YYYY-MM-DD");
+        return;
+    }
+    json_t *out = NULL;
+    am_rc rc = am_agent_summarize_day(h->srv, a->user_id, ts, &out);
+    if (rc == AM_ENOTFOUND)
+        http_problem(c, 404, "not-found", "nothing is known about %s", day);
+    else if (rc != AM_OK)
+        http_problem(c, 503, "unavailable", "summary: %s", am_strerror(rc));
+    else
+        http_json(c, 200, out);
+}

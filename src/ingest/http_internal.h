@@ -94,6 +94,7 @@ void http_nudge_stream(struct am_http *h, struct mg_connection *c, const struct 
 void http_nudges(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_nudge_feedback(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
                          const char *rest);
+void http_day_summary(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_agent_tick(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_memory_patch(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
                        const char *id);

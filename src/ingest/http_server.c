@@ -401,6 +401,13 @@ static int request_handler(struct mg_connection *c, void *cbdata) {
             http_nudges(h, c, &a);
         return 1;
     }
+    if (!strcmp(uri, "/v1/agent/summary")) {
+        if (!method_is(m, "POST"))
+            http_problem(c, 405, "method-not-allowed", "takes POST");
+        else if (http_auth(h, c, AM_SCOPE_INGEST, 0, &a))
+            http_day_summary(h, c, &a);
+        return 1;
+    }
     if (!strncmp(uri, "/v1/nudges/", 11) || !strcmp(uri, "/v1/agent/tick")) {
         if (!method_is(m, "POST"))
             http_problem(c, 405, "method-not-allowed", "takes POST");

@@ -6,7 +6,7 @@ citing her email. Running the simulation again stores nothing new."""
 import re
 
 import amtest as T
-from amtest import case, check, eq, assert_status
+from amtest import case, check, eq, assert_status, assert_problem
 
 env = T.Env()
 S = {}
@@ -151,6 +151,23 @@ def an_unusual_heart_rate_is_an_anomaly_and_a_nudge():
     p = an[0]["payload"]
     check(p["value"] == 140 and 65 < p["median"] < 85 and p["z"] > 3.5, f"against the baseline: {p}")
     check(len(p["evidence"]) == 8, "cites the readings")
+
+
+@case
+def a_day_is_summarised_from_its_events():
+    c = S["c"]
+    r = c.post("/v1/agent/summary", params={"day": "2026-11-10"})
+    assert_status(r, 200)
+    e = r.json
+    eq(e["stream"], "derived.summary", "a summary event")
+    t = e["payload"]["text"]
+    for want in ("work", "home", "Design sync with Priya", "10:00", "Slept"):
+        check(want in t, f"the summary says '{want}': {t}")
+    check(len(e["payload"]["evidence"]) >= 3, "cites the day's events")
+    again = c.post("/v1/agent/summary", params={"day": "2026-11-10"}).json
+    eq(again["id"], e["id"], "one summary per day")
+    assert_problem(c.post("/v1/agent/summary", params={"day": "1999-01-01"}), 404)
+    assert_problem(c.post("/v1/agent/summary", params={"day": "tomorrow"}), 400)
 
 
 @case
