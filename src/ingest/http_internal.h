@@ -128,6 +128,46 @@ void http_owntracks_post(struct am_http *h, struct mg_connection *c);
 void http_overland_post(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 void http_gps(struct am_http *h, struct mg_connection *c, const struct am_auth *a);
 
+/* ActivityWatch's API, /api/0/... and /aw/<token>/api/0/... (http_aw*.c). The converters and
+ * the query language touch neither network nor store (fuzz/fuzz_aw.c calls them). Any thread. */
+#define HTTP_AW_BUCKET_MAX 120
+void http_aw_route(struct am_http *h, struct mg_connection *c, const char *uri);
+/* currentwindow -> desktop.window, afkstatus -> desktop.afk, else custom.aw_<type>. */
+void http_aw_stream(const char *type, char out[AM_STREAM_MAX + 1]);
+int http_aw_bucket_id_valid(const char *id, size_t len);
+/* "aw-" + SHA-256 of (bucket, start, end): a resent event or heartbeat dedupes. */
+void http_aw_key(const char *bucket, int64_t start_ns, int64_t end_ns, char out[AM_KEY_MAX + 1]);
+/* "2026-11-25T10:00:00.123456+00:00" into out (at least 40 bytes). */
+void http_aw_time_format(int64_t ts_ns, char *out, size_t out_len);
+/* One AW event {timestamp, duration, data}: its span and its data (caller owns *data). */
+am_rc http_aw_event_decode(const json_t *v, int64_t *start_ns, int64_t *end_ns, json_t **data,
+                           char *err, size_t err_len);
+/* The AM event for a span of a bucket (validated like POST /v1/events); caller frees payload. */
+am_rc http_aw_event_make(int64_t user_id, const char *bucket, const char *stream,
+                         const struct am_limits *lim, int64_t start_ns, int64_t end_ns,
+                         const json_t *data, struct am_event *out, char *err, size_t err_len);
+/* One AW event or a list of them to events appended to out (caller frees with
+ * am_event_list_free); the first bad one fails the whole (err says which). */
+am_rc http_aw_events_from_json(int64_t user_id, const char *bucket, const char *stream,
+                               const struct am_limits *lim, size_t max_items, const json_t *v,
+                               struct am_event_list *out, char *err, size_t err_len);
+am_rc http_aw_events_parse(int64_t user_id, const char *bucket, const char *stream,
+                           const struct am_limits *lim, size_t max_items, const char *buf,
+                           size_t len, struct am_event_list *out, char *err, size_t err_len);
+/* An AW event object for a stored span; caller owns. */
+json_t *http_aw_event_json(int64_t id, int64_t start_ns, int64_t end_ns, const char *payload,
+                           size_t payload_len);
+/* Where the query language gets buckets ({id: bucket}) and a bucket's events in a period
+ * (a list of AW events; AM_ENOTFOUND for no such bucket). Results are the caller's. */
+struct http_aw_source {
+    void *arg;
+    am_rc (*buckets)(void *arg, json_t **out);
+    am_rc (*events)(void *arg, const char *bucket, int64_t from_ns, int64_t to_ns, json_t **out);
+};
+/* Runs a query program for one period; *out (caller owns) is the value of RETURN. */
+am_rc http_aw_query(const struct http_aw_source *src, const char *program, size_t len,
+                    int64_t from_ns, int64_t to_ns, json_t **out, char *err, size_t err_len);
+
 /* Metrics (metrics.c). */
 void am_metrics_ingest(struct am_metrics *m, const struct am_item_result *res, size_t n,
                        int64_t latency_ns);

@@ -427,6 +427,11 @@ static int request_handler(struct mg_connection *c, void *cbdata) {
             http_memory_patch(h, c, &a, uri + 13);
         return 1;
     }
+    /* ActivityWatch's API (http_aw.c): it authenticates itself (Bearer or /aw/<token>/). */
+    if (!strncmp(uri, "/api/0/", 7) || !strcmp(uri, "/api/0") || !strncmp(uri, "/aw/", 4)) {
+        http_aw_route(h, c, uri);
+        return 1;
+    }
     /* Location apps in their own protocols (http_clients.c). */
     if (!strcmp(uri, "/pub")) {
         if (!method_is(m, "POST"))
