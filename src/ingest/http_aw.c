@@ -329,7 +329,7 @@ static json_t *read_json(struct aw_req *r) {
                              sizeof err);
     am_buf_free(&body);
     if (rc) {
-        http_problem(r->c, rc == AM_ELIMIT ? 400 : 400, "malformed", "%s", err);
+        http_problem(r->c, 400, rc == AM_ELIMIT ? "too-deep" : "malformed", "%s", err);
         return NULL;
     }
     return v;
