@@ -50,9 +50,8 @@ static void check_events(const struct am_event_list *l, const char *stream) {
 
 static am_rc fake_buckets(void *arg, json_t **out) {
     (void)arg;
-    *out = json_pack("{s:{s:s, s:s}, s:{s:s, s:s}}", "aw-watcher-window_h", "type",
-                     "currentwindow", "hostname", "h", "aw-watcher-afk_h", "type", "afkstatus",
-                     "hostname", "h");
+    *out = json_pack("{s:{s:s, s:s}, s:{s:s, s:s}}", "aw-watcher-window_h", "type", "currentwindow",
+                     "hostname", "h", "aw-watcher-afk_h", "type", "afkstatus", "hostname", "h");
     return *out ? AM_OK : AM_ENOMEM;
 }
 
@@ -85,8 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char stream[AM_STREAM_MAX + 1];
         http_aw_stream(types[(data[0] / 2) % 3], stream);
         struct am_event_list l = {0};
-        am_rc rc = http_aw_events_parse(7, "aw-watcher-window_h", stream, &lim, 1000, buf, len,
-                                        &l, err, sizeof err);
+        am_rc rc = http_aw_events_parse(7, "aw-watcher-window_h", stream, &lim, 1000, buf, len, &l,
+                                        err, sizeof err);
         if (rc == AM_OK)
             check_events(&l, stream);
         else if (rc != AM_EINVAL && rc != AM_ELIMIT && rc != AM_ENOMEM)

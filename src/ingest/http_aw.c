@@ -143,11 +143,11 @@ static am_rc bucket_create(struct am_http *h, int64_t user_id, json_t *buckets, 
     const char *created_at = json_string_value(json_object_get(in, "created"));
     json_t *data = json_object_get(in, "data");
     http_aw_time_format(am_now_ns(), now, sizeof now);
-    json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "id", id, "name",
-                          name ? name : id, "type", type ? type : "unknown", "client",
-                          client ? client : "unknown", "hostname", host ? host : "unknown",
-                          "created", created_at ? created_at : now, "data",
-                          json_is_object(data) ? data : json_object());
+    json_t *b =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "id", id, "name", name ? name : id, "type",
+                  type ? type : "unknown", "client", client ? client : "unknown", "hostname",
+                  host ? host : "unknown", "created", created_at ? created_at : now, "data",
+                  json_is_object(data) ? data : json_object());
     if (b && !json_is_object(data))
         json_decref(json_object_get(b, "data"));
     if (!b)
@@ -172,8 +172,8 @@ struct aw_group {
 struct aw_read {
     int64_t from_ns, to_ns; /* AM_TS_NONE: open */
     size_t limit;
-    int clip;       /* cut events at from/to (the query language does) */
-    json_t *out;    /* newest first */
+    int clip;    /* cut events at from/to (the query language does) */
+    json_t *out; /* newest first */
 };
 
 static am_rc group_emit(struct aw_read *rd, struct aw_group *g) {
@@ -199,8 +199,8 @@ static am_rc group_emit(struct aw_read *rd, struct aw_group *g) {
 }
 
 /* The bucket's events overlapping [from, to), one per (bucket, start), newest first. */
-static am_rc events_read(struct am_http *h, int64_t user_id, const char *bucket,
-                         const char *stream, struct aw_read *rd) {
+static am_rc events_read(struct am_http *h, int64_t user_id, const char *bucket, const char *stream,
+                         struct aw_read *rd) {
     struct am_store *s = &h->srv->store;
     char source[AM_SOURCE_MAX + 1];
     struct am_query q;
@@ -271,8 +271,8 @@ static am_rc events_read(struct am_http *h, int64_t user_id, const char *bucket,
 }
 
 /* The newest event of a bucket (its latest version), if any. */
-static am_rc last_event(struct am_http *h, int64_t user_id, const char *bucket,
-                        const char *stream, struct am_event *out, int *found) {
+static am_rc last_event(struct am_http *h, int64_t user_id, const char *bucket, const char *stream,
+                        struct am_event *out, int *found) {
     struct am_store *s = &h->srv->store;
     char source[AM_SOURCE_MAX + 1];
     struct am_query q;
@@ -305,8 +305,9 @@ static void aw_info(struct aw_req *r) {
     am_utf8_clean(host);
     char device[96];
     snprintf(device, sizeof device, "am-%s", r->a.user);
-    http_json(r->c, 200, json_pack("{s:s, s:s, s:b, s:s}", "hostname", host, "version",
-                                   "v0.13.0 (AM)", "testing", 0, "device_id", device));
+    http_json(r->c, 200,
+              json_pack("{s:s, s:s, s:b, s:s}", "hostname", host, "version", "v0.13.0 (AM)",
+                        "testing", 0, "device_id", device));
 }
 
 static void aw_buckets_list(struct aw_req *r) {
@@ -395,8 +396,8 @@ static int time_param(struct aw_req *r, const char *name, int64_t *out) {
 static void submit_and_answer(struct aw_req *r, struct am_event_list *l) {
     struct am_item_result *res = am_calloc(l->n ? l->n : 1, sizeof *res);
     json_t *arr = json_array();
-    am_rc rc = res && arr ? am_ingest_submit(r->h->srv, r->a.user_id, l->items, l->n, res)
-                          : AM_ENOMEM;
+    am_rc rc =
+        res && arr ? am_ingest_submit(r->h->srv, r->a.user_id, l->items, l->n, res) : AM_ENOMEM;
     for (size_t i = 0; rc == AM_OK && i < l->n; i++) {
         if (res[i].status == AM_ITEM_REJECTED) {
             http_problem(r->c, 422, "rejected", "event %zu: %s", i, res[i].reason);
@@ -514,8 +515,9 @@ static void aw_heartbeat(struct aw_req *r, const char *id) {
         if (last_data && json_equal(last_data, data) && start >= last.ts_ns &&
             start <= last_end + (int64_t)(pulse * 1e9)) {
             if (end <= last_end) { /* nothing new: the answer is the event as it is */
-                http_json(r->c, 200, http_aw_event_json(last.id, last.ts_ns, last_end,
-                                                        last.payload, last.payload_len));
+                http_json(r->c, 200,
+                          http_aw_event_json(last.id, last.ts_ns, last_end, last.payload,
+                                             last.payload_len));
                 goto out;
             }
             start = last.ts_ns;
@@ -534,8 +536,8 @@ static void aw_heartbeat(struct aw_req *r, const char *id) {
     } else if (res.status == AM_ITEM_REJECTED) {
         http_problem(r->c, 422, "rejected", "%s", res.reason);
     } else {
-        http_json(r->c, 200, http_aw_event_json(res.id, e.ts_ns, e.ts_end_ns, e.payload,
-                                                e.payload_len));
+        http_json(r->c, 200,
+                  http_aw_event_json(res.id, e.ts_ns, e.ts_end_ns, e.payload, e.payload_len));
     }
 out:
     am_free(e.payload);
@@ -587,7 +589,8 @@ static void aw_query(struct aw_req *r) {
         return;
     json_t *query = json_object_get(in, "query"), *periods = json_object_get(in, "timeperiods");
     if (!json_is_array(periods) || (!json_is_array(query) && !json_is_string(query))) {
-        http_problem(r->c, 400, "malformed", "expects {\"query\": [lines], \"timeperiods\": [...]}");
+        http_problem(r->c, 400, "malformed",
+                     "expects {\"query\": [lines], \"timeperiods\": [...]}");
         goto out;
     }
     if (json_is_string(query)) {
@@ -615,8 +618,8 @@ static void aw_query(struct aw_req *r) {
             http_problem(r->c, 400, "malformed", "timeperiods: \"<start>/<end>\" in ISO 8601");
             goto out;
         }
-        am_rc rc = http_aw_query(&src, prog.data ? prog.data : "", prog.len, from, to, &one,
-                                 err, sizeof err);
+        am_rc rc = http_aw_query(&src, prog.data ? prog.data : "", prog.len, from, to, &one, err,
+                                 sizeof err);
         if (rc) {
             /* AW answers a bad query with 500 and a message; a problem+json 400 says more. */
             problem_rc(r->c, rc == AM_ENOTFOUND ? AM_EINVAL : rc, err);
@@ -714,8 +717,7 @@ static void aw_import(struct aw_req *r) {
             http_problem(r->c, 400, "malformed", "bucket '%.120s': events must be a list", id);
             goto out;
         }
-        rc = http_aw_events_from_json(r->a.user_id, id, stream, &lim, 0, evs, &l, err,
-                                      sizeof err);
+        rc = http_aw_events_from_json(r->a.user_id, id, stream, &lim, 0, evs, &l, err, sizeof err);
         for (size_t i = 0; rc == AM_OK && i < l.n; i += chunk ? chunk : l.n) {
             size_t n = chunk && l.n - i > chunk ? chunk : l.n - i;
             struct am_item_result *res = am_calloc(n, sizeof *res);
@@ -783,8 +785,8 @@ void http_aw_route(struct am_http *h, struct mg_connection *c, const char *uri) 
         return;
     }
     const char *p = uri + 6; /* "/..." or "" */
-    int read_only = !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(p, "/query") ||
-                    !strcmp(p, "/query/");
+    int read_only =
+        !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(p, "/query") || !strcmp(p, "/query/");
     if (!authenticate(&r, path_token, read_only ? AM_SCOPE_READ : AM_SCOPE_INGEST))
         return;
     if (!strcmp(p, "/info")) {

@@ -53,8 +53,7 @@ int http_aw_bucket_id_valid(const char *id, size_t len) {
     return 1;
 }
 
-void http_aw_key(const char *bucket, int64_t start_ns, int64_t end_ns,
-                 char out[AM_KEY_MAX + 1]) {
+void http_aw_key(const char *bucket, int64_t start_ns, int64_t end_ns, char out[AM_KEY_MAX + 1]) {
     char s[32], e[32], hex[65];
     uint8_t sum[32];
     struct am_sha256 h;
@@ -81,8 +80,7 @@ void http_aw_time_format(int64_t ts_ns, char *out, size_t out_len) {
         return;
     }
     snprintf(out, out_len, "%04d-%02d-%02dT%02d:%02d:%02d.%06lld+00:00", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (long long)(rem / 1000));
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)(rem / 1000));
 }
 
 am_rc http_aw_event_decode(const json_t *v, int64_t *start_ns, int64_t *end_ns, json_t **data,
@@ -138,9 +136,9 @@ am_rc http_aw_event_make(int64_t user_id, const char *bucket, const char *stream
     char source[AM_SOURCE_MAX + 1], key[AM_KEY_MAX + 1], reason[200];
     snprintf(source, sizeof source, "aw/%s", bucket);
     http_aw_key(bucket, start_ns, end_ns, key);
-    json_t *obj = json_pack("{s:s, s:I, s:I, s:s, s:s, s:O}", "stream", stream, "ts_ns",
-                            (json_int_t)start_ns, "ts_end_ns", (json_int_t)end_ns, "source",
-                            source, "key", key, "payload", data);
+    json_t *obj =
+        json_pack("{s:s, s:I, s:I, s:s, s:s, s:O}", "stream", stream, "ts_ns", (json_int_t)start_ns,
+                  "ts_end_ns", (json_int_t)end_ns, "source", source, "key", key, "payload", data);
     if (!obj) {
         snprintf(err, err_len, "out of memory");
         return AM_ENOMEM;
@@ -194,8 +192,8 @@ am_rc http_aw_events_parse(int64_t user_id, const char *bucket, const char *stre
                            const struct am_limits *lim, size_t max_items, const char *buf,
                            size_t len, struct am_event_list *out, char *err, size_t err_len) {
     json_t *v = NULL;
-    am_rc rc = am_json_parse(buf, len, lim && lim->max_depth ? lim->max_depth : 32, &v, err,
-                             err_len);
+    am_rc rc =
+        am_json_parse(buf, len, lim && lim->max_depth ? lim->max_depth : 32, &v, err, err_len);
     if (rc)
         return rc;
     rc = http_aw_events_from_json(user_id, bucket, stream, lim, max_items, v, out, err, err_len);
@@ -213,7 +211,8 @@ json_t *http_aw_event_json(int64_t id, int64_t start_ns, int64_t end_ns, const c
         data = json_object();
     }
     http_aw_time_format(start_ns, ts, sizeof ts);
-    double dur = end_ns == AM_TS_NONE || end_ns < start_ns ? 0.0 : (double)(end_ns - start_ns) / 1e9;
+    double dur =
+        end_ns == AM_TS_NONE || end_ns < start_ns ? 0.0 : (double)(end_ns - start_ns) / 1e9;
     return json_pack("{s:I, s:s, s:f, s:o}", "id", (json_int_t)id, "timestamp", ts, "duration", dur,
                      "data", data);
 }

@@ -318,7 +318,9 @@ static json_t *ev_json(const struct qev *e, json_t *data) {
     http_aw_time_format(e->start, ts, sizeof ts);
     json_t *o = json_pack("{s:s, s:f, s:O}", "timestamp", ts, "duration",
                           (double)(e->end - e->start) / 1e9, "data",
-                          data ? data : e->data ? e->data : json_object());
+                          data      ? data
+                          : e->data ? e->data
+                                    : json_object());
     if (o && !data && !e->data) /* the empty object made above */
         json_decref(json_object_get(o, "data"));
     if (o && e->id && json_object_set(o, "id", e->id)) {
@@ -672,13 +674,20 @@ static json_t *call(struct qstate *q, const char *name, json_t **a, size_t n) {
         return fn_concat(q, a, n);
     if (!strcmp(name, "nop"))
         return json_null();
-    return fail(q, AM_EINVAL, "unknown function '%s' (see docs/api.md for the supported ones)", name);
+    return fail(q, AM_EINVAL, "unknown function '%s' (see docs/api.md for the supported ones)",
+                name);
 }
 
 am_rc http_aw_query(const struct http_aw_source *src, const char *program, size_t len,
                     int64_t from_ns, int64_t to_ns, json_t **out, char *err, size_t err_len) {
-    struct qstate q = {.p = program, .end = program + len, .src = src, .from_ns = from_ns,
-                       .to_ns = to_ns, .err = err, .err_len = err_len, .rc = AM_OK};
+    struct qstate q = {.p = program,
+                       .end = program + len,
+                       .src = src,
+                       .from_ns = from_ns,
+                       .to_ns = to_ns,
+                       .err = err,
+                       .err_len = err_len,
+                       .rc = AM_OK};
     *out = NULL;
     err[0] = '\0';
     if (len > 256 * 1024) {
