@@ -133,6 +133,24 @@ struct am_hit {
     char snippet[512];   /* text hits: the match, marked by \x01 … \x02 */
 };
 
+/* ---------------------------------------------------------------- imports
+ * One run of a file importer (src/import) and how far it got. */
+
+enum am_import_state { AM_IMPORT_RUNNING = 0, AM_IMPORT_DONE, AM_IMPORT_FAILED };
+
+struct am_import_row {
+    int64_t id;              /* 0 before import_put first stores it */
+    int64_t user_id;
+    char kind[16];           /* gpx, takeout, apple-health, ics */
+    char name[512];          /* the file, as given */
+    char fingerprint[65];    /* SHA-256 of the file's size and first 64 KiB */
+    int64_t bytes_total, bytes_done;
+    int64_t records, stored, duplicate, rejected;
+    int state;               /* enum am_import_state */
+    char error[256];
+    int64_t started_ns, updated_ns, finished_ns; /* finished_ns 0 while running */
+};
+
 struct am_store_ops {
     const char *name;
     am_rc (*open)(const struct am_store_config *cfg, void **impl);
@@ -204,6 +222,18 @@ struct am_store_ops {
     am_rc (*search_vector)(void *impl, int64_t user_id, const char *model, const float *q,
                            int dim, const struct am_search_filter *f, size_t limit,
                            struct am_hit **out, size_t *n);
+
+    /* Imports (store_sqlite_imports.c). import_put inserts the row when row->id is 0
+     * (and sets it), else updates that row of row->user_id; durable on return. */
+    am_rc (*import_put)(void *impl, struct am_import_row *row);
+    /* A user's imports, newest first. Caller frees *out with am_free. */
+    am_rc (*import_list)(void *impl, int64_t user_id, size_t limit, struct am_import_row **out,
+                         size_t *n);
+    /* The newest unfinished import of this kind, name and fingerprint (to resume it);
+     * AM_ENOTFOUND when there is none. */
+    am_rc (*import_find_unfinished)(void *impl, int64_t user_id, const char *kind,
+                                    const char *name, const char *fingerprint,
+                                    struct am_import_row *out);
 };
 
 extern const struct am_store_ops am_store_sqlite_ops;

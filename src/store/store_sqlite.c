@@ -291,4 +291,7 @@ const struct am_store_ops am_store_sqlite_ops = {
     .event_text = sq_event_text,
     .search_text = sq_search_text,
     .search_vector = sq_search_vector,
+    .import_put = sq_import_put,
+    .import_list = sq_import_list,
+    .import_find_unfinished = sq_import_find_unfinished,
 };

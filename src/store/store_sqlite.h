@@ -14,7 +14,9 @@
 enum sq_kind {
     SQ_APPEND, SQ_BLOB_ADD, SQ_USER_ADD, SQ_TOKEN_ADD, SQ_TOKEN_REVOKE,
     /* jobs and vectors (store_sqlite_jobs.c) */
-    SQ_JOB_CLAIM, SQ_JOB_FINISH, SQ_JOB_RECOVER, SQ_JOB_REEMBED, SQ_JOB_RETRY, SQ_VECTOR_PUT
+    SQ_JOB_CLAIM, SQ_JOB_FINISH, SQ_JOB_RECOVER, SQ_JOB_REEMBED, SQ_JOB_RETRY, SQ_VECTOR_PUT,
+    /* imports (store_sqlite_imports.c) */
+    SQ_IMPORT_PUT
 };
 
 /* One write waiting for, or inside, a group commit. Lives on its caller's stack. */
@@ -37,6 +39,7 @@ struct sq_req {
     struct am_job *jobs;             /* claim: room for n, filled with new_id of them */
     const struct am_job_outcome *outcomes; /* finish: n */
     const struct am_vector *vecs;    /* vectors_put: n */
+    struct am_import_row *import_row; /* import_put */
     am_rc rc;
     int failed; /* rolled back on its own; left out when the transaction is run again */
     int done;   /* set under sq.lock; the caller may return (and free the request) after it */
@@ -140,5 +143,12 @@ am_rc sq_search_text(void *impl, int64_t user_id, const char *query,
 am_rc sq_search_vector(void *impl, int64_t user_id, const char *model, const float *q, int dim,
                        const struct am_search_filter *f, size_t limit, struct am_hit **out,
                        size_t *n);
+/* Imports (store_sqlite_imports.c). */
+am_rc sq_do_import_request(struct sq *s, struct sq_req *r);
+am_rc sq_import_put(void *impl, struct am_import_row *row);
+am_rc sq_import_list(void *impl, int64_t user_id, size_t limit, struct am_import_row **out,
+                     size_t *n);
+am_rc sq_import_find_unfinished(void *impl, int64_t user_id, const char *kind, const char *name,
+                                const char *fingerprint, struct am_import_row *out);
 
 #endif

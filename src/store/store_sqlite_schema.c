@@ -56,6 +56,16 @@ static const char *const migrations[] = {
     "DROP TABLE vectors;"
     "ALTER TABLE vectors_rowid RENAME TO vectors;"
     "CREATE UNIQUE INDEX vectors_key ON vectors(user_id, model, event_id);",
+    /* 4: file imports (src/import) and how far each got, so a user can watch one and an
+     * interrupted one can be resumed. state: 0 running, 1 done, 2 failed. */
+    "CREATE TABLE imports(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL, name TEXT NOT NULL, fingerprint TEXT NOT NULL DEFAULT '',"
+    "  bytes_total INTEGER NOT NULL DEFAULT 0, bytes_done INTEGER NOT NULL DEFAULT 0,"
+    "  records INTEGER NOT NULL DEFAULT 0, stored INTEGER NOT NULL DEFAULT 0,"
+    "  duplicate INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,"
+    "  state INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',"
+    "  started_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL, finished_ns INTEGER);"
+    "CREATE INDEX imports_user ON imports(user_id, id);",
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 

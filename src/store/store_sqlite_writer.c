@@ -314,6 +314,8 @@ static am_rc do_request(struct sq *s, struct sq_req *r) {
         return do_token_add(s, r);
     case SQ_TOKEN_REVOKE:
         return do_token_revoke(s, r);
+    case SQ_IMPORT_PUT:
+        return sq_do_import_request(s, r);
     default:
         return sq_do_job_request(s, r);
     }
