@@ -13,7 +13,7 @@
 
 #define MAX_ICS_BYTES (64 * 1024 * 1024)
 #define MAX_INSTANCES 10000     /* per recurring event */
-#define MAX_ITERATIONS 1000000  /* steps of one rule, inside the window or not */
+#define MAX_ITERATIONS 200000   /* steps of one rule, inside the window or not */
 
 static int64_t ns_of(struct icaltimetype t) {
     return (int64_t)icaltime_as_timet_with_zone(t, t.zone) * AM_NS_PER_S;
