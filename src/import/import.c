@@ -250,8 +250,16 @@ static void xml_error(void *arg, const char *msg, xmlParserSeverities severity,
     im->xml_line = loc ? xmlTextReaderLocatorLineNumber(loc) : 0;
 }
 
+/* libxml2 reports some errors (bad encodings) through its generic handler, which prints
+ * to stderr; the reader's own handler has the ones the run reports. */
+static void xml_quiet(void *ctx, const char *msg, ...) {
+    (void)ctx;
+    (void)msg;
+}
+
 am_rc imp_xml_open(struct imp *im, struct _xmlTextReader **out) {
     xmlInitParser();
+    xmlSetGenericErrorFunc(NULL, xml_quiet); /* this thread's handler (libxml2 keeps it per thread) */
     /* No network, no external DTDs, entities left unexpanded (a hostile file cannot make
      * one small entity into gigabytes). */
     xmlTextReaderPtr r = xmlReaderForIO(xml_read, NULL, im, NULL, NULL,
