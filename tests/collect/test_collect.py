@@ -50,7 +50,7 @@ def xenv():
     return dict(T.clean_env(), DISPLAY=S["display"])
 
 
-def window_id(title, timeout=10):
+def window_id(title, timeout=30):  # a loaded CI machine can take seconds
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         p = subprocess.run(["xwininfo", "-name", title], env=xenv(), capture_output=True,
