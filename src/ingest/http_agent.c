@@ -10,6 +10,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A small JSON object body (64 KiB at most); answers the client itself and returns NULL
+ * when the body is too big, not JSON or not an object (detail says what is expected). */
+static json_t *read_object(struct am_http *h, struct mg_connection *c, const char *detail) {
+    struct am_buf body;
+    json_t *j = NULL;
+    am_buf_init(&body, 64 * 1024);
+    if (!http_read_body(c, 64 * 1024, &body))
+        return NULL;
+    am_rc rc = am_json_parse(body.data ? body.data : "", body.len,
+                             (size_t)h->srv->cfg.max_json_depth, &j, NULL, 0);
+    am_buf_free(&body);
+    if (rc != AM_OK || !json_is_object(j)) {
+        json_decref(j);
+        http_problem(c, 400, "malformed", "%s", detail);
+        return NULL;
+    }
+    return j;
+}
+
 void http_context(struct am_http *h, struct mg_connection *c, const struct am_auth *a) {
     char at[80] = "";
     int64_t now = am_now_ns();
@@ -67,21 +86,11 @@ void http_memory_patch(struct am_http *h, struct mg_connection *c, const struct 
         http_problem(c, 404, "not-found", "no memory %.40s", id_text);
         return;
     }
-    struct am_buf body;
-    am_buf_init(&body, 64 * 1024);
-    if (!http_read_body(c, 64 * 1024, &body))
+    json_t *j = read_object(h, c, "body: a JSON object {\"status\": ...} or"
+                                  " {\"statement\": ...}"), *out = NULL;
+    if (!j)
         return;
-    json_t *j = NULL, *out = NULL;
-    char jerr[200];
-    am_rc rc = am_json_parse(body.data ? body.data : "", body.len,
-                             (size_t)h->srv->cfg.max_json_depth, &j, jerr, sizeof jerr);
-    am_buf_free(&body);
-    if (rc != AM_OK || !json_is_object(j)) {
-        json_decref(j);
-        http_problem(c, 400, "malformed", "body: a JSON object {\"status\": ...} or"
-                                          " {\"statement\": ...}");
-        return;
-    }
+    am_rc rc;
     const char *status = json_string_value(json_object_get(j, "status"));
     const char *statement = json_string_value(json_object_get(j, "statement"));
     rc = am_agent_memory_verdict(h->srv, a->user_id, id, status, statement, &out, err,
@@ -110,27 +119,18 @@ void http_nudges(struct am_http *h, struct mg_connection *c, const struct am_aut
 /* POST /v1/nudges/{id}/feedback {"rating": "useful" | "not_useful" | "snooze"} */
 void http_nudge_feedback(struct am_http *h, struct mg_connection *c, const struct am_auth *a,
                          const char *rest) {
-    char *end, err[256] = "", jerr[200];
+    char *end, err[256] = "";
     errno = 0;
     long long id = strtoll(rest, &end, 10);
     if (errno || id <= 0 || strcmp(end, "/feedback") != 0) {
         http_problem(c, 404, "not-found", "no route /v1/nudges/%.60s", rest);
         return;
     }
-    struct am_buf body;
-    am_buf_init(&body, 64 * 1024);
-    if (!http_read_body(c, 64 * 1024, &body))
+    json_t *j = read_object(h, c, "body: {\"rating\": \"useful\" | \"not_useful\" |"
+                                  " \"snooze\"}"), *out = NULL;
+    if (!j)
         return;
-    json_t *j = NULL, *out = NULL;
-    am_rc rc = am_json_parse(body.data ? body.data : "", body.len,
-                             (size_t)h->srv->cfg.max_json_depth, &j, jerr, sizeof jerr);
-    am_buf_free(&body);
-    if (rc != AM_OK || !json_is_object(j)) {
-        json_decref(j);
-        http_problem(c, 400, "malformed", "body: {\"rating\": \"useful\" | \"not_useful\" |"
-                                          " \"snooze\"}");
-        return;
-    }
+    am_rc rc;
     rc = am_nudge_feedback(h->srv, a->user_id, id,
                            json_string_value(json_object_get(j, "rating")), &out, err,
                            sizeof err);
